@@ -1,0 +1,3 @@
+from include.nse.cli import main
+
+main()

@@ -1,0 +1,45 @@
+"""Errors the library raises, each carrying enough context to act on without a debugger."""
+
+from __future__ import annotations
+
+
+class NSEError(Exception):
+    """Base class for the library's errors."""
+
+
+class NotPublished(NSEError):
+    """NSE has not published this file (404, or an HTML page where data was expected).
+
+    Not retried: a file that is not there yet will not appear within a retry's backoff.
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: not published ({reason})")
+        self.url = url
+        self.reason = reason
+
+
+class FetchError(NSEError):
+    """A request failed after every retry (network errors, 5xx, throttling)."""
+
+
+class ParseError(NSEError):
+    """A file does not have the shape we expect. Names the file, and the line or column."""
+
+    def __init__(
+        self,
+        file_name: str,
+        message: str,
+        *,
+        line: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        where = file_name
+        if line is not None:
+            where += f", line {line}"
+        if column is not None:
+            where += f", column {column!r}"
+        super().__init__(f"{where}: {message}")
+        self.file_name = file_name
+        self.line = line
+        self.column = column

@@ -1,0 +1,28 @@
+"""Registry of datasets: name -> `Dataset`. Each lives in its own module here."""
+
+from __future__ import annotations
+
+import importlib
+
+from include.nse.sources.base import Column, Dataset
+
+#: dataset name -> module that defines `DATASET`.
+_MODULES = {
+    "cm_bhavcopy": "include.nse.sources.cm_bhavcopy",
+    "cm_delivery": "include.nse.sources.cm_delivery",
+}
+
+
+def names() -> list[str]:
+    return list(_MODULES)
+
+
+def get(name: str) -> Dataset:
+    try:
+        module = _MODULES[name]
+    except KeyError:
+        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(_MODULES)}") from None
+    return importlib.import_module(module).DATASET
+
+
+__all__ = ["Column", "Dataset", "get", "names"]

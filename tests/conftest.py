@@ -1,0 +1,76 @@
+"""Shared fixtures: a real ClickHouse server, a clean lake, the samples folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = PROJECT_ROOT.parent / "shared" / "nse-samples"
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    if not SAMPLES.is_dir():
+        pytest.skip(f"real NSE samples not available: {SAMPLES} does not exist")
+    return SAMPLES
+
+
+@pytest.fixture()
+def lake_root(tmp_path) -> Path:
+    root = tmp_path / "lake"
+    root.mkdir()
+    return root
+
+
+def clickhouse_settings() -> dict:
+    """Where the test server is: an existing one from CLICKHOUSE_* or the local one we start."""
+    return {
+        "host": os.environ.get("CLICKHOUSE_HOST", "127.0.0.1"),
+        "port": int(os.environ.get("CLICKHOUSE_PORT", "19000")),
+        "user": os.environ.get("CLICKHOUSE_USER", "default"),
+        "password": os.environ.get("CLICKHOUSE_PASSWORD", ""),
+    }
+
+
+@pytest.fixture(scope="session")
+def clickhouse_server() -> dict:
+    """A running ClickHouse server; started from Debian's package unless CLICKHOUSE_HOST is set."""
+    settings = clickhouse_settings()
+    started = False
+    if "CLICKHOUSE_HOST" not in os.environ:
+        script = PROJECT_ROOT / "scripts" / "clickhouse-local.sh"
+        status = subprocess.run([str(script), "status"], capture_output=True)
+        if status.returncode != 0:
+            subprocess.run([str(script), "start"], check=True)
+            started = True
+    yield settings
+    if started and not os.environ.get("KEEP_CLICKHOUSE"):
+        subprocess.run([str(PROJECT_ROOT / "scripts" / "clickhouse-local.sh"), "stop"], check=False)
+
+
+@pytest.fixture()
+def ch_database(clickhouse_server) -> str:
+    """A fresh database for one test, dropped afterwards."""
+    from clickhouse_driver import Client
+
+    name = f"test_{uuid.uuid4().hex[:10]}"
+    client = Client(**clickhouse_server)
+    client.execute(f"CREATE DATABASE {name}")
+    yield name
+    client.execute(f"DROP DATABASE IF EXISTS {name}")
+    client.disconnect()
+
+
+@pytest.fixture()
+def ch_client(clickhouse_server, ch_database):
+    """A clickhouse-driver client whose default database is a fresh test database."""
+    from clickhouse_driver import Client
+
+    client = Client(**clickhouse_server, database=ch_database)
+    yield client
+    client.disconnect()
