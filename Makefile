@@ -1,0 +1,45 @@
+# Two commands matter: `make demo` and `make test`. The rest are for working on the project.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY := .venv/bin/python
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: help venv clickhouse test demo demo-stop bench lint format lock clean
+
+help:  ## List targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+venv: .venv/.complete  ## Build or reuse the virtualenv (.venv)
+
+.venv/.complete: requirements.txt scripts/bootstrap.sh
+	@scripts/bootstrap.sh
+
+clickhouse:  ## Install Debian's clickhouse-server if missing
+	@scripts/clickhouse-local.sh install
+
+test: venv clickhouse  ## Run the whole test suite (starts and stops a local ClickHouse)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: venv clickhouse  ## Generate a month of NSE data, serve it locally, run the DAGs, show ClickHouse
+	@scripts/demo.sh
+
+demo-stop:  ## Stop what the demo left running
+	@scripts/demo.sh stop
+
+bench: venv clickhouse  ## Run the benchmarks
+	$(PY) -m bench
+
+lint: venv  ## Ruff: lint and format check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: venv
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+lock: venv  ## Re-resolve requirements.in into the full lock requirements.txt
+	$(HOME)/.cache/nse-airflow/uv/bin/uv pip compile requirements.in -p 3.11 --no-header -o requirements.txt
+
+clean:  ## Remove local state (ClickHouse data, lake, Airflow home)
+	-@scripts/clickhouse-local.sh stop
+	rm -rf .local

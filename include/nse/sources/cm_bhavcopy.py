@@ -1,0 +1,133 @@
+"""Capital-market bhavcopy: each security's prices and volume for one trade date.
+
+NSE published it as `cmDDMMMYYYYbhav.csv` ("legacy") until 2024-07-05, and in the UDiFF layout
+(`BhavCopy_NSE_CM_0_0_0_YYYYMMDD_F_0000.csv`) from 2024-07-08, back-filled to 2024-01-01. The
+parser tells the two apart by their header, since a file's name need not say which one it holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from include.nse.errors import ParseError
+from include.nse.sources._csv import (
+    LINE,
+    month_code,
+    read_csv,
+    require_value,
+    single_date,
+    to_silver,
+)
+from include.nse.sources.base import Column, Dataset
+
+LEGACY_LAST_DAY = dt.date(2024, 7, 5)
+UDIFF_FIRST_DAY = dt.date(2024, 1, 1)
+
+COLUMNS = (
+    Column("trade_date", pl.Date, "Date", "Session the prices are for."),
+    Column("symbol", pl.String, "String", "NSE trading symbol."),
+    Column("series", pl.String, "String", "Series the security trades in: EQ, BE, SM, N1..."),
+    Column("isin", pl.String, "Nullable(String)", "ISIN; legacy files before about 2011 lack it."),
+    Column("open", pl.Float64, "Float64", "Opening price, rupees."),
+    Column("high", pl.Float64, "Float64", "Highest traded price, rupees."),
+    Column("low", pl.Float64, "Float64", "Lowest traded price, rupees."),
+    Column("close", pl.Float64, "Float64", "Official closing price, rupees."),
+    Column("last_price", pl.Float64, "Float64", "Last traded price, rupees."),
+    Column("prev_close", pl.Float64, "Float64", "Previous session's closing price, rupees."),
+    Column("volume", pl.UInt64, "UInt64", "Shares traded."),
+    Column("turnover", pl.Float64, "Float64", "Value traded, rupees."),
+    Column(
+        "trades",
+        pl.UInt64,
+        "Nullable(UInt64)",
+        "Number of trades; legacy files before about 2011 lack it.",
+    ),
+    Column("source_format", pl.String, "String", "Layout the row was read from: legacy or udiff."),
+)
+
+#: silver column -> file column, for the columns every layout has.
+_LEGACY = {
+    "trade_date": "TIMESTAMP",
+    "symbol": "SYMBOL",
+    "series": "SERIES",
+    "open": "OPEN",
+    "high": "HIGH",
+    "low": "LOW",
+    "close": "CLOSE",
+    "last_price": "LAST",
+    "prev_close": "PREVCLOSE",
+    "volume": "TOTTRDQTY",
+    "turnover": "TOTTRDVAL",
+}
+#: Added to the legacy file around 2011.
+_LEGACY_LATER = {"trades": "TOTALTRADES", "isin": "ISIN"}
+_UDIFF = {
+    "trade_date": "TradDt",
+    "symbol": "TckrSymb",
+    "series": "SctySrs",
+    "isin": "ISIN",
+    "open": "OpnPric",
+    "high": "HghPric",
+    "low": "LwPric",
+    "close": "ClsPric",
+    "last_price": "LastPric",
+    "prev_close": "PrvsClsgPric",
+    "volume": "TtlTradgVol",
+    "turnover": "TtlTrfVal",
+    "trades": "TtlNbOfTxsExctd",
+}
+
+
+def remote_paths(trade_date: dt.date) -> list[str]:
+    """Legacy first where both exist (2024-01-01 to 2024-07-05): it is what NSE published on
+    the day, like every earlier date; the UDiFF file for those dates is a later back-fill."""
+    paths = []
+    if trade_date <= LEGACY_LAST_DAY:
+        month = month_code(trade_date)
+        paths.append(
+            f"/content/historical/EQUITIES/{trade_date:%Y}/{month}/"
+            f"cm{trade_date:%d}{month}{trade_date:%Y}bhav.csv.zip"
+        )
+    if trade_date >= UDIFF_FIRST_DAY:
+        paths.append(f"/content/cm/BhavCopy_NSE_CM_0_0_0_{trade_date:%Y%m%d}_F_0000.csv.zip")
+    return paths
+
+
+def parse(raw: bytes, file_name: str) -> pl.DataFrame:
+    """Either layout, zipped or plain, to silver; the header decides which layout it is."""
+    frame = read_csv(raw, file_name)
+    if "TckrSymb" in frame.columns:
+        source_format, source = "udiff", _UDIFF
+        # The F&O UDiFF file has the same header: only the segment tells them apart.
+        require_value(frame, file_name, "Sgmt", "CM")
+    elif "SYMBOL" in frame.columns:
+        source_format = "legacy"
+        source = _LEGACY | {k: v for k, v in _LEGACY_LATER.items() if v in frame.columns}
+    else:
+        raise ParseError(
+            file_name,
+            "expected a legacy (SYMBOL,SERIES,...) or UDiFF (TradDt,...,TckrSymb,...) bhavcopy "
+            f"header, found {','.join(c for c in frame.columns if c != LINE)}",
+            line=1,
+        )
+    silver = to_silver(frame, file_name, COLUMNS, source)
+    single_date(silver, file_name, "trade_date", file_column=source["trade_date"])
+    missing = [c.name for c in COLUMNS if c.name not in silver.columns and c.nullable]
+    silver = silver.with_columns(
+        *(pl.lit(None).alias(name) for name in missing),
+        source_format=pl.lit(source_format),
+    )
+    return DATASET.conform(silver)
+
+
+DATASET = Dataset(
+    name="cm_bhavcopy",
+    table="cm_bhavcopy",
+    columns=COLUMNS,
+    key=("trade_date", "symbol", "series"),
+    remote_paths=remote_paths,
+    parse=parse,
+    doc=__doc__,
+)

@@ -1,0 +1,93 @@
+"""Security-wise full bhavcopy: prices plus how much of the day's volume was taken to delivery.
+
+`sec_bhavdata_full_DDMMYYYY.csv` separates fields with ", ", quotes turnover in lakhs, and writes
+" -" for delivery where a series has none (e.g. BE, BZ); that stays null, never 0.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from include.nse.sources._csv import read_csv, single_date, to_silver
+from include.nse.sources.base import Column, Dataset
+
+#: Rupees in a lakh: the file quotes turnover in lakhs, silver holds rupees.
+LAKH = 100_000
+
+COLUMNS = (
+    Column("trade_date", pl.Date, "Date", "Session the prices are for."),
+    Column("symbol", pl.String, "String", "NSE trading symbol."),
+    Column("series", pl.String, "String", "Series the security trades in: EQ, BE, SM, N1..."),
+    Column("prev_close", pl.Float64, "Float64", "Previous session's closing price, rupees."),
+    Column("open", pl.Float64, "Float64", "Opening price, rupees."),
+    Column("high", pl.Float64, "Float64", "Highest traded price, rupees."),
+    Column("low", pl.Float64, "Float64", "Lowest traded price, rupees."),
+    Column("last_price", pl.Float64, "Float64", "Last traded price, rupees."),
+    Column("close", pl.Float64, "Float64", "Official closing price, rupees."),
+    Column("avg_price", pl.Float64, "Float64", "Volume-weighted average price, rupees."),
+    Column("volume", pl.UInt64, "UInt64", "Shares traded."),
+    Column(
+        "turnover",
+        pl.Float64,
+        "Float64",
+        "Value traded, rupees: the file's TURNOVER_LACS x 100000.",
+    ),
+    Column("trades", pl.UInt64, "UInt64", "Number of trades."),
+    Column(
+        "delivery_qty",
+        pl.UInt64,
+        "Nullable(UInt64)",
+        "Shares marked for delivery; null where the file says '-' (no delivery figure).",
+    ),
+    Column(
+        "delivery_pct",
+        pl.Float64,
+        "Nullable(Float64)",
+        "Delivery quantity as a percentage of volume; null where the file says '-'.",
+    ),
+)
+
+#: silver column -> file column.
+_SOURCE = {
+    "trade_date": "DATE1",
+    "symbol": "SYMBOL",
+    "series": "SERIES",
+    "prev_close": "PREV_CLOSE",
+    "open": "OPEN_PRICE",
+    "high": "HIGH_PRICE",
+    "low": "LOW_PRICE",
+    "last_price": "LAST_PRICE",
+    "close": "CLOSE_PRICE",
+    "avg_price": "AVG_PRICE",
+    "volume": "TTL_TRD_QNTY",
+    "turnover": "TURNOVER_LACS",
+    "trades": "NO_OF_TRADES",
+    "delivery_qty": "DELIV_QTY",
+    "delivery_pct": "DELIV_PER",
+}
+
+
+def remote_paths(trade_date: dt.date) -> list[str]:
+    return [f"/products/content/sec_bhavdata_full_{trade_date:%d%m%Y}.csv"]
+
+
+def parse(raw: bytes, file_name: str) -> pl.DataFrame:
+    """The file to silver, with turnover in rupees; one trade date per file."""
+    silver = to_silver(read_csv(raw, file_name), file_name, COLUMNS, _SOURCE)
+    single_date(silver, file_name, "trade_date", file_column=_SOURCE["trade_date"])
+    # Lakhs carry two decimals, so rounding to paise only removes the multiplication's float noise.
+    return DATASET.conform(silver.with_columns(turnover=(pl.col("turnover") * LAKH).round(2)))
+
+
+DATASET = Dataset(
+    name="cm_delivery",
+    table="cm_delivery",
+    columns=COLUMNS,
+    key=("trade_date", "symbol", "series"),
+    remote_paths=remote_paths,
+    parse=parse,
+    expected_kinds=("csv",),
+    doc=__doc__,
+)

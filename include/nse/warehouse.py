@@ -1,0 +1,318 @@
+"""The ClickHouse warehouse: schema migrations, per-date partition loads, queries into polars.
+
+Every function receives a connected `clickhouse_driver.Client`; where it comes from (an Airflow
+hook, the command line, a test) is the caller's business. The SQL sticks to what ClickHouse 18.16
+and current releases both accept, and rows always travel as query parameters, never as VALUES
+text.
+
+Loading a trade date is idempotent: the frame goes into a fresh staging table shaped like the
+target, and `ALTER TABLE ... REPLACE PARTITION` swaps that date's partition in whole. A rerun
+replaces the date instead of adding a copy, readers see either the old rows or the new ones, and
+dates loading at the same time never touch each other's partitions. A worker killed between
+creating and dropping its staging table leaves a `<table>__stage_<hex>` table behind; such tables
+are safe to drop.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+if TYPE_CHECKING:
+    from clickhouse_driver import Client
+
+    from include.nse.sources.base import Dataset
+
+log = logging.getLogger(__name__)
+
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+#: The column every dataset table is partitioned by.
+PARTITION_COLUMN = "trade_date"
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A statement ends with `;` at the end of a line; comment lines are dropped before splitting.
+_STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
+
+
+class MigrationError(RuntimeError):
+    """An applied migration file no longer matches what was applied."""
+
+
+def identifier(name: str) -> str:
+    """`name` if it is a plain ClickHouse identifier; database and table names are never quoted."""
+    if not _IDENTIFIER.fullmatch(name):
+        raise ValueError(f"not a plain identifier: {name!r}")
+    return name
+
+
+def qualified_name(table: str) -> str:
+    """`table` or `database.table`, each part checked to be a plain identifier."""
+    return ".".join(identifier(part) for part in table.split(".", 1))
+
+
+# ---- migrations ----------------------------------------------------------------------------
+def split_statements(sql: str) -> list[str]:
+    """The statements in a migration file: `;` at line end separates, `--` lines are dropped."""
+    text = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return [statement.strip() for statement in _STATEMENT_END.split(text) if statement.strip()]
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def applied_migrations(client: Client, database: str = "nse") -> dict[str, str]:
+    """Applied migration file name -> sha256 of its text; empty before the first migration."""
+    db = identifier(database)
+    exists = client.execute(
+        "SELECT count() FROM system.tables WHERE database = %(db)s AND name = 'schema_migrations'",
+        {"db": db},
+    )[0][0]
+    if not exists:
+        return {}
+    return dict(client.execute(f"SELECT name, sha256 FROM {db}.schema_migrations"))
+
+
+def migrate(client: Client, database: str = "nse", sql_dir: str | Path = SQL_DIR) -> list[str]:
+    """Apply the `.sql` files of `sql_dir` not yet applied to `database`, in name order.
+
+    `{db}` in a file stands for the database. Each applied file is recorded with the sha256 of
+    its text in `{db}.schema_migrations` (created by the first file), and nothing runs if an
+    applied file has changed since: migrations are fixed forward with a new file. Returns the
+    names of the files applied by this call.
+    """
+    db = identifier(database)
+    files = sorted(Path(sql_dir).glob("*.sql"))
+    if not files:
+        raise FileNotFoundError(f"no .sql migration files in {sql_dir}")
+    client.execute(f"CREATE DATABASE IF NOT EXISTS {db}")
+    applied = applied_migrations(client, db)
+    changed = [f.name for f in files if f.name in applied and applied[f.name] != _file_sha256(f)]
+    if changed:
+        raise MigrationError(
+            f"migration file(s) {', '.join(changed)} changed after being applied to {db}; "
+            "restore the applied text and add a new migration file instead"
+        )
+    done = []
+    for path in files:
+        if path.name in applied:
+            continue
+        text = path.read_text()
+        for statement in split_statements(text.replace("{db}", db)):
+            client.execute(statement)
+        client.execute(
+            f"INSERT INTO {db}.schema_migrations (name, sha256) VALUES",
+            [{"name": path.name, "sha256": _file_sha256(path)}],
+        )
+        log.info("applied migration %s to %s", path.name, db)
+        done.append(path.name)
+    return done
+
+
+def table_columns(client: Client, database: str, table: str) -> list[tuple[str, str]]:
+    """(name, type) of each column of `database.table`, in definition order."""
+    # 18.16's system.columns has no `position` column; rows come in definition order anyway.
+    rows = client.execute(
+        "SELECT name, type FROM system.columns WHERE database = %(db)s AND table = %(table)s",
+        {"db": identifier(database), "table": identifier(table)},
+    )
+    return [(name, type_) for name, type_ in rows]
+
+
+# ---- loading -------------------------------------------------------------------------------
+def to_columns(data: Any) -> dict[str, list]:
+    """Column name -> python values, from a polars DataFrame, a pyarrow Table or a mapping.
+
+    Dates become `datetime.date` and nulls `None`, which is what clickhouse-driver sends.
+    """
+    if isinstance(data, pl.DataFrame):
+        columns = data.to_dict(as_series=False)
+    elif isinstance(data, Mapping):
+        columns = {name: list(values) for name, values in data.items()}
+    elif hasattr(data, "to_pydict") and hasattr(data, "column_names"):  # pyarrow Table or batch
+        columns = data.to_pydict()
+    else:
+        raise TypeError(
+            f"expected a polars DataFrame, a pyarrow Table or a mapping, got {type(data)}"
+        )
+    lengths = {name: len(values) for name, values in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"columns differ in length: {lengths}")
+    return columns
+
+
+def insert_columns(
+    client: Client, table: str, data: Any, *, query_id: str | None = None
+) -> int:
+    """Insert whole columns into `table` (`name` or `database.name`) in one batch; rows sent."""
+    columns = to_columns(data)
+    if not columns:
+        raise ValueError(f"nothing to insert into {table}: no columns")
+    rows = len(next(iter(columns.values())))
+    if rows:
+        client.execute(
+            f"INSERT INTO {qualified_name(table)} ({', '.join(map(identifier, columns))}) VALUES",
+            list(columns.values()),
+            columnar=True,
+            query_id=query_id,
+        )
+    return rows
+
+
+def _as_date(value: dt.date | str) -> dt.date:
+    if isinstance(value, dt.datetime):
+        raise TypeError(f"trade_date must be a date, not a datetime: {value!r}")
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+
+
+def conform_for_load(dataset: Dataset, trade_date: dt.date, df: pl.DataFrame) -> pl.DataFrame:
+    """`df` as the silver schema, refused unless it has exactly the silver columns and one date."""
+    expected = dataset.column_names
+    missing = [c for c in expected if c not in df.columns]
+    unexpected = [c for c in df.columns if c not in expected]
+    if missing or unexpected:
+        raise ValueError(
+            f"{dataset.name}: frame columns differ from the silver columns of {dataset.table}: "
+            f"missing {missing}, unexpected {unexpected}"
+        )
+    if PARTITION_COLUMN not in expected:
+        raise ValueError(f"{dataset.name}: silver schema has no {PARTITION_COLUMN} column")
+    df = dataset.conform(df)
+    other_dates = (
+        df.get_column(PARTITION_COLUMN)
+        .filter(df.get_column(PARTITION_COLUMN).ne_missing(trade_date))
+        .unique()
+        .sort(nulls_last=True)
+        .to_list()
+    )
+    if other_dates:
+        raise ValueError(
+            f"{dataset.name}: frame for {trade_date} also holds {PARTITION_COLUMN} "
+            f"{[str(d) for d in other_dates[:5]]}; load one trade date at a time"
+        )
+    null_counts = df.null_count().row(0, named=True)
+    not_nullable = [c.name for c in dataset.columns if not c.nullable and null_counts[c.name]]
+    if not_nullable:
+        raise ValueError(
+            f"{dataset.name}: nulls in non-nullable column(s) {not_nullable} for {trade_date}"
+        )
+    return df
+
+
+def load_partition(
+    client: Client,
+    dataset: Dataset,
+    trade_date: dt.date | str,
+    df: pl.DataFrame,
+    database: str = "nse",
+    query_id_prefix: str | None = None,
+) -> dict:
+    """Make `df` the whole content of `trade_date` in the dataset's table; safe to rerun.
+
+    An empty frame empties the date. Queries get ids `<query_id_prefix>.<step>` when a prefix is
+    given. Returns `{table, trade_date, rows, seconds}`.
+    """
+    started = time.perf_counter()
+    trade_date = _as_date(trade_date)
+    df = conform_for_load(dataset, trade_date, df)
+    table = f"{identifier(database)}.{identifier(dataset.table)}"
+    partition = {"trade_date": trade_date}
+
+    def query_id(step: str) -> str | None:
+        return f"{query_id_prefix}.{step}" if query_id_prefix else None
+
+    if df.is_empty():
+        # REPLACE PARTITION from a stage without that partition is not a reliable way to empty it.
+        client.execute(
+            f"ALTER TABLE {table} DROP PARTITION %(trade_date)s", partition, query_id=query_id("drop")
+        )
+    else:
+        stage = f"{table}__stage_{uuid.uuid4().hex[:12]}"
+        client.execute(f"CREATE TABLE {stage} AS {table}", query_id=query_id("stage"))
+        try:
+            insert_columns(client, stage, df, query_id=query_id("insert"))
+            client.execute(
+                f"ALTER TABLE {table} REPLACE PARTITION %(trade_date)s FROM {stage}",
+                partition,
+                query_id=query_id("replace"),
+            )
+        except BaseException:
+            _drop_stage_quietly(client, stage)
+            raise
+        client.execute(f"DROP TABLE IF EXISTS {stage}", query_id=query_id("cleanup"))
+    stats = {
+        "table": table,
+        "trade_date": trade_date.isoformat(),
+        "rows": df.height,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    log.info("loaded %(rows)s rows into %(table)s for %(trade_date)s in %(seconds)ss", stats)
+    return stats
+
+
+def _drop_stage_quietly(client: Client, stage: str) -> None:
+    """Drop a staging table while another error is on its way up; never hide that error."""
+    try:
+        client.execute(f"DROP TABLE IF EXISTS {stage}")
+    except Exception:
+        log.warning("could not drop staging table %s; drop it by hand", stage, exc_info=True)
+
+
+# ---- queries -------------------------------------------------------------------------------
+_POLARS_TYPES: dict[str, pl.DataType] = {
+    "UInt8": pl.UInt8(),
+    "UInt16": pl.UInt16(),
+    "UInt32": pl.UInt32(),
+    "UInt64": pl.UInt64(),
+    "Int8": pl.Int8(),
+    "Int16": pl.Int16(),
+    "Int32": pl.Int32(),
+    "Int64": pl.Int64(),
+    "Float32": pl.Float32(),
+    "Float64": pl.Float64(),
+    "String": pl.String(),
+    "Date": pl.Date(),
+    "DateTime": pl.Datetime("us"),
+    "Bool": pl.Boolean(),
+}
+
+
+def polars_type(ch_type: str) -> pl.DataType | None:
+    """The polars type for a ClickHouse column type; None lets polars infer it from the values."""
+    for wrapper in ("Nullable(", "LowCardinality("):
+        if ch_type.startswith(wrapper):
+            return polars_type(ch_type[len(wrapper) : -1])
+    if ch_type.startswith(("FixedString(", "Enum8(", "Enum16(")):
+        return pl.String()
+    if ch_type.startswith("DateTime("):
+        return pl.Datetime("us", ch_type[len("DateTime(") : -1].strip("'") or None)
+    if ch_type.startswith("Array("):
+        inner = polars_type(ch_type[len("Array(") : -1])
+        return pl.List(inner) if inner is not None else None
+    return _POLARS_TYPES.get(ch_type)
+
+
+def query_polars(
+    client: Client, sql: str, params: dict | None = None, *, query_id: str | None = None
+) -> pl.DataFrame:
+    """Run a SELECT and return its result as a polars DataFrame typed from ClickHouse's types."""
+    data, types = client.execute(
+        sql, params, with_column_types=True, columnar=True, query_id=query_id
+    )
+    if not data:
+        data = [[] for _ in types]
+    return pl.DataFrame(
+        [
+            pl.Series(name, values, dtype=polars_type(ch_type))
+            for values, (name, ch_type) in zip(data, types, strict=True)
+        ]
+    )

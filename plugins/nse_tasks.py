@@ -1,0 +1,100 @@
+"""Glue between Airflow task contexts and the `include.nse` library.
+
+DAG files call these few functions; they resolve the trade date, settings and clients from
+Airflow (params, connections, the environment) and hand them to the library, which never
+reads Airflow's configuration itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from zoneinfo import ZoneInfo
+
+log = logging.getLogger(__name__)
+
+IST = ZoneInfo("Asia/Kolkata")
+
+#: Connections that may override where NSE's hosts are (e.g. a stand-in or a proxy).
+ARCHIVE_CONN_ID = "nse_archives"
+API_CONN_ID = "nse_api"
+
+
+def trade_date(context) -> dt.date:
+    """The trade date a run is for: the `trade_date` param if set, else the run's IST date."""
+    value = (context.get("params") or {}).get("trade_date")
+    if value:
+        return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+    moment = context.get("logical_date") or context["dag_run"].run_after
+    return moment.astimezone(IST).date()
+
+
+def _conn_url(conn_id: str) -> str | None:
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+    if not conn.host:
+        return None
+    if "://" in conn.host:
+        return conn.host.rstrip("/")
+    scheme = conn.schema or "https"
+    port = f":{conn.port}" if conn.port else ""
+    return f"{scheme}://{conn.host}{port}"
+
+
+def settings():
+    """Library settings from NSE_* variables, with host URLs from connections when defined."""
+    from include.nse.config import Settings
+
+    s = Settings.from_env()
+    changes = {}
+    if url := _conn_url(ARCHIVE_CONN_ID):
+        changes["archive_base_url"] = url
+    if url := _conn_url(API_CONN_ID):
+        changes["api_base_url"] = url
+    return s.with_(**changes)
+
+
+def fetch(dataset_name: str, day: dt.date) -> dict:
+    """Fetch to bronze; a file NSE has not published yet skips the task (and what follows)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from include.nse import sources
+    from include.nse.client import NSEClient
+    from include.nse.errors import NotPublished
+    from include.nse.lake import Lake
+    from include.nse.pipeline import fetch_to_bronze
+
+    s = settings()
+    with NSEClient(s) as client:
+        try:
+            return fetch_to_bronze(client, Lake(s.lake_root), sources.get(dataset_name), day)
+        except NotPublished as e:
+            raise AirflowSkipException(f"{dataset_name} for {day} is not published yet: {e}")
+
+
+def parse(dataset_name: str, day: dt.date) -> dict:
+    from include.nse import sources
+    from include.nse.lake import Lake
+    from include.nse.pipeline import bronze_to_silver
+
+    return bronze_to_silver(Lake(settings().lake_root), sources.get(dataset_name), day)
+
+
+def load(dataset_name: str, day: dt.date) -> dict:
+    from clickhouse_hook import ClickHouseHook
+
+    from include.nse import sources, warehouse
+    from include.nse.lake import Lake
+    from include.nse.pipeline import silver_to_warehouse
+
+    hook = ClickHouseHook()
+    with hook.get_client() as client:
+        warehouse.migrate(client, hook.database)
+        return silver_to_warehouse(
+            client, Lake(settings().lake_root), sources.get(dataset_name), day, hook.database
+        )

@@ -1,0 +1,26 @@
+# Environment for a local Airflow on this project: sourced by the demo (and usable by hand:
+# `source scripts/airflow-env.sh; .venv/bin/airflow dags list`).
+# Everything binds to 127.0.0.1; parallelism is modest for a 2-core machine.
+_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PYTHONPATH="$_root${PYTHONPATH:+:$PYTHONPATH}"
+export AIRFLOW_HOME="${AIRFLOW_HOME:-$_root/.local/airflow}"
+export AIRFLOW__CORE__DAGS_FOLDER="$_root/dags"
+export AIRFLOW__CORE__PLUGINS_FOLDER="$_root/plugins"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__EXECUTOR=LocalExecutor
+export AIRFLOW__CORE__PARALLELISM=4
+export AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG=4
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=True
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True
+export AIRFLOW__API__HOST=127.0.0.1
+export AIRFLOW__API__PORT="${AIRFLOW_PORT:-8080}"
+export AIRFLOW__API__WORKERS=1
+export AIRFLOW__API__BASE_URL="http://127.0.0.1:${AIRFLOW_PORT:-8080}"
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:${AIRFLOW_PORT:-8080}/execution/"
+export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=10
+export AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=False
+export AIRFLOW__LOGGING__LOGGING_LEVEL=INFO
+# Where the pipeline reads and writes.
+export NSE_LAKE_ROOT="${NSE_LAKE_ROOT:-$_root/.local/demo/lake}"
+export AIRFLOW_CONN_CLICKHOUSE_DEFAULT="${AIRFLOW_CONN_CLICKHOUSE_DEFAULT:-{\"conn_type\": \"clickhouse\", \"host\": \"127.0.0.1\", \"port\": ${CH_TCP_PORT:-19000}, \"schema\": \"nse\"}}"
+unset _root

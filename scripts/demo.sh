@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The whole pipeline on this machine, offline: a generated month of NSE files served by the local
+# stand-in, a real ClickHouse, and Airflow (api-server, scheduler, dag-processor on LocalExecutor)
+# backfilling the month through `airflow backfill create`.
+#   scripts/demo.sh          run (again: it restarts what a previous run left)
+#   scripts/demo.sh stop     stop Airflow, the stand-in and ClickHouse
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+source scripts/airflow-env.sh
+PY="$root/.venv/bin/python"
+AIRFLOW="$root/.venv/bin/airflow"
+state="$root/.local/demo"
+FROM="${DEMO_FROM:-2024-07-01}"
+TO="${DEMO_TO:-2024-07-31}"
+# Muharram: NSE was closed on Wednesday 2024-07-17.
+HOLIDAYS="${DEMO_HOLIDAYS:-2024-07-17}"
+STANDIN_PORT="${STANDIN_PORT:-8765}"
+DAG=nse_cm_bhavcopy
+export CLICKHOUSE_PORT="${CH_TCP_PORT:-19000}"
+export AIRFLOW_CONN_NSE_ARCHIVES="{\"conn_type\": \"http\", \"host\": \"http://127.0.0.1:$STANDIN_PORT\"}"
+export AIRFLOW_CONN_NSE_API="$AIRFLOW_CONN_NSE_ARCHIVES"
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+stop_processes() {
+  shopt -s nullglob
+  for pidfile in "$state"/pids/*.pid; do
+    pid="$(cat "$pidfile")"
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+      kill -9 -- "-$pid" 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile"
+  done
+}
+
+start_bg() {  # name, command...: run in its own process group, log under .local/demo/logs
+  local name="$1"; shift
+  setsid "$@" >"$state/logs/$name.log" 2>&1 < /dev/null &
+  echo $! >"$state/pids/$name.pid"
+}
+
+wait_http() {  # url, what, seconds
+  for _ in $(seq 1 "$(( $3 * 2 ))"); do
+    curl -fs -o /dev/null "$1" && return 0
+    sleep 0.5
+  done
+  echo "$2 did not answer at $1 within $3 s; logs in $state/logs" >&2
+  return 1
+}
+
+if [[ "${1:-}" == "stop" ]]; then
+  stop_processes
+  scripts/clickhouse-local.sh stop
+  exit 0
+fi
+
+started=$(date +%s)
+mkdir -p "$state"/{logs,pids}
+stop_processes
+
+say "ClickHouse"
+scripts/clickhouse-local.sh start
+"$PY" -m include.nse warehouse migrate
+
+say "NSE files for $FROM .. $TO (generated, in NSE's formats and URL layout)"
+holiday_args=()
+for h in ${HOLIDAYS//,/ }; do holiday_args+=(--holiday "$h"); done
+"$PY" -m include.nse generate --from "$FROM" --to "$TO" --out "$state/nse" "${holiday_args[@]}"
+
+say "NSE stand-in on http://127.0.0.1:$STANDIN_PORT"
+start_bg standin "$PY" -m include.nse standin --root "$state/nse" --port "$STANDIN_PORT"
+wait_http "http://127.0.0.1:$STANDIN_PORT/" "the stand-in" 20 || true
+
+say "Airflow ($AIRFLOW_HOME)"
+"$AIRFLOW" db migrate >"$state/logs/db-migrate.log" 2>&1
+"$AIRFLOW" dags reserialize >"$state/logs/reserialize.log" 2>&1
+start_bg api-server "$AIRFLOW" api-server
+start_bg scheduler "$AIRFLOW" scheduler
+start_bg dag-processor "$AIRFLOW" dag-processor
+wait_http "http://127.0.0.1:$AIRFLOW__API__PORT/api/v2/monitor/health" "the Airflow api-server" 120
+
+say "Backfill $DAG from $FROM to $TO"
+"$AIRFLOW" backfill create --dag-id "$DAG" --from-date "$FROM" --to-date "$TO" \
+  --reprocess-behavior completed --max-active-runs 4 >"$state/logs/backfill.log" 2>&1
+tail -n 3 "$state/logs/backfill.log"
+"$PY" scripts/wait_for_runs.py "$DAG" --from "$FROM" --to "$TO" --timeout 900
+
+say "Rows in ClickHouse, per trade date"
+"$PY" - <<PY
+from include.nse.cli import clickhouse_client_from_env
+ch = clickhouse_client_from_env()
+rows = ch.execute("""
+    SELECT b.trade_date, b.rows, b.source_format, d.rows, d.delivered
+    FROM (SELECT trade_date, count() AS rows, any(source_format) AS source_format, sum(turnover) AS t
+          FROM nse.cm_bhavcopy WHERE trade_date BETWEEN %(f)s AND %(t)s GROUP BY trade_date) AS b
+    LEFT JOIN (SELECT trade_date, count() AS rows, countIf(delivery_qty IS NOT NULL) AS delivered
+               FROM nse.cm_delivery GROUP BY trade_date) AS d USING trade_date
+    ORDER BY b.trade_date""", {"f": "$FROM", "t": "$TO"})
+print(f"{'trade_date':<12}{'bhavcopy':>10}  {'format':<8}{'delivery':>10}{'with qty':>10}")
+for day, n, fmt, dn, dq in rows:
+    print(f"{day.isoformat():<12}{n:>10}  {fmt:<8}{dn:>10}{dq:>10}")
+print(f"{len(rows)} trade dates, {sum(r[1] for r in rows)} bhavcopy rows")
+PY
+
+cat <<EOF
+
+Done in $(( $(date +%s) - started )) s. Where to look next:
+  Airflow UI       http://127.0.0.1:$AIRFLOW__API__PORT  (DAG $DAG; no login in the demo)
+  ClickHouse       native 127.0.0.1:$CLICKHOUSE_PORT, database nse (tables cm_bhavcopy, cm_delivery)
+  Lake             $NSE_LAKE_ROOT  (bronze/ as served, silver/ Parquet)
+  NSE stand-in     http://127.0.0.1:$STANDIN_PORT  serving $state/nse
+  Logs             $state/logs
+  One day by hand  CLICKHOUSE_PORT=$CLICKHOUSE_PORT NSE_ARCHIVE_BASE_URL=http://127.0.0.1:$STANDIN_PORT \\
+                   .venv/bin/python -m include.nse ingest cm_bhavcopy --date $FROM
+  Stop everything  make demo-stop
+EOF
