@@ -34,7 +34,7 @@ DEFAULT_ARGS = {
 }
 
 
-@task
+@task(pool="nse_archives")
 def fetch(dataset: str, **context) -> dict:
     """Fetch the day's file into bronze; skipped when NSE has not published it."""
     import nse_tasks
@@ -61,7 +61,7 @@ def load(dataset: str, parsed: dict, **context) -> dict:
 @dag(
     dag_id="nse_cm_bhavcopy",
     schedule=SCHEDULE,
-    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
+    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=4,
     default_args=DEFAULT_ARGS,

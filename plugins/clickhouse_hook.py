@@ -140,7 +140,12 @@ class ClickHouseHook(BaseHook):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Connection extras as Airflow 3 field definitions (provider.yaml's ``conn-fields``)."""
+        """Connection extras as Airflow 3 field definitions (provider.yaml's ``conn-fields``).
+
+        Airflow 3 reads these declaratively from a provider's ``connection-types`` entry, not from
+        the hook; this dict is what that entry's ``conn-fields`` should hold if this hook is
+        packaged as a provider, and it is checked against Airflow's schema for that key.
+        """
         return {
             "secure": {
                 "label": "Secure (TLS)",
@@ -216,7 +221,7 @@ class ClickHouseHook(BaseHook):
             "settings": settings,
             "secure": secure,
         }
-        if extra("verify") is not None:
+        if extra("verify") not in (None, ""):
             kwargs["verify"] = _as_bool(extra("verify"))
         if extra("ca_certs"):
             kwargs["ca_certs"] = extra("ca_certs")
@@ -234,11 +239,17 @@ class ClickHouseHook(BaseHook):
             return "airflow"
         return "airflow:" + ".".join(_safe(value) for value in tags.values())
 
-    def get_conn(self) -> Client:
-        """A new, not yet connected client; prefer :meth:`get_client`, which also disconnects."""
+    def get_conn(self, *, database: str | None = None) -> Client:
+        """A new, not yet connected client; prefer :meth:`get_client`, which also disconnects.
+
+        :param database: connect to this database instead of the hook's, e.g. ``default`` to
+            create the hook's database when it does not exist yet.
+        """
         from clickhouse_driver import Client
 
         kwargs = self._client_kwargs()
+        if database:
+            kwargs["database"] = database
         self.log.info(
             "ClickHouse %s:%s as user %s, database %s",
             kwargs["host"],
@@ -249,18 +260,14 @@ class ClickHouseHook(BaseHook):
         return Client(**kwargs)
 
     @contextmanager
-    def get_client(self) -> Iterator[Client]:
+    def get_client(self, *, database: str | None = None) -> Iterator[Client]:
         """A connected client, disconnected on leaving the block whether or not it raised."""
-        client = self.get_conn()
+        client = self.get_conn(database=database)
         try:
-            client.connection.force_connect()
+            client.connection.connect()
             yield client
         finally:
             client.disconnect()
-
-    def make_query_id(self, suffix: str = "") -> str:
-        """See :func:`make_query_id`."""
-        return make_query_id(suffix)
 
     def execute(self, sql: str, params: dict | list | None = None, **kwargs: Any) -> Any:
         """`Client.execute` on a fresh connection; ``query_id`` defaults to a task-tagged id."""

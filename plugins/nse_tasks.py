@@ -74,7 +74,7 @@ def fetch(dataset_name: str, day: dt.date) -> dict:
         try:
             return fetch_to_bronze(client, Lake(s.lake_root), sources.get(dataset_name), day)
         except NotPublished as e:
-            raise AirflowSkipException(f"{dataset_name} for {day} is not published yet: {e}")
+            raise AirflowSkipException(f"{dataset_name} for {day} is not published yet: {e}") from e
 
 
 def parse(dataset_name: str, day: dt.date) -> dict:
@@ -86,6 +86,10 @@ def parse(dataset_name: str, day: dt.date) -> dict:
 
 
 def load(dataset_name: str, day: dt.date) -> dict:
+    """Replace the date's rows in ClickHouse, creating the schema first when it is missing.
+
+    The database is the `clickhouse_default` connection's schema field, `nse` when empty.
+    """
     from clickhouse_hook import ClickHouseHook
 
     from include.nse import sources, warehouse
@@ -93,8 +97,10 @@ def load(dataset_name: str, day: dt.date) -> dict:
     from include.nse.pipeline import silver_to_warehouse
 
     hook = ClickHouseHook()
-    with hook.get_client() as client:
-        warehouse.migrate(client, hook.database)
+    database = hook.get_connection(hook.clickhouse_conn_id).schema or "nse"
+    # Connected to `default`, which always exists, so the first load can create the database.
+    with hook.get_client(database="default") as client:
+        warehouse.migrate(client, database)
         return silver_to_warehouse(
-            client, Lake(settings().lake_root), sources.get(dataset_name), day, hook.database
+            client, Lake(settings().lake_root), sources.get(dataset_name), day, database
         )

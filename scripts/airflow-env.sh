@@ -22,5 +22,5 @@ export AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=False
 export AIRFLOW__LOGGING__LOGGING_LEVEL=INFO
 # Where the pipeline reads and writes.
 export NSE_LAKE_ROOT="${NSE_LAKE_ROOT:-$_root/.local/demo/lake}"
-export AIRFLOW_CONN_CLICKHOUSE_DEFAULT="${AIRFLOW_CONN_CLICKHOUSE_DEFAULT:-{\"conn_type\": \"clickhouse\", \"host\": \"127.0.0.1\", \"port\": ${CH_TCP_PORT:-19000}, \"schema\": \"nse\"}}"
+export CLICKHOUSE_PORT="${CLICKHOUSE_PORT:-${CH_TCP_PORT:-19000}}"
 unset _root

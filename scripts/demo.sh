@@ -18,8 +18,9 @@ HOLIDAYS="${DEMO_HOLIDAYS:-2024-07-17}"
 STANDIN_PORT="${STANDIN_PORT:-8765}"
 DAG=nse_cm_bhavcopy
 export CLICKHOUSE_PORT="${CH_TCP_PORT:-19000}"
-export AIRFLOW_CONN_NSE_ARCHIVES="{\"conn_type\": \"http\", \"host\": \"http://127.0.0.1:$STANDIN_PORT\"}"
-export AIRFLOW_CONN_NSE_API="$AIRFLOW_CONN_NSE_ARCHIVES"
+# airflow_settings.yaml reads these when the demo applies it to Airflow.
+export NSE_ARCHIVE_BASE_URL="http://127.0.0.1:$STANDIN_PORT"
+export NSE_API_BASE_URL="$NSE_ARCHIVE_BASE_URL"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -76,6 +77,7 @@ wait_http "http://127.0.0.1:$STANDIN_PORT/" "the stand-in" 20 || true
 
 say "Airflow ($AIRFLOW_HOME)"
 "$AIRFLOW" db migrate >"$state/logs/db-migrate.log" 2>&1
+"$PY" scripts/apply_airflow_settings.py airflow_settings.yaml >"$state/logs/airflow-settings.log"
 "$AIRFLOW" dags reserialize >"$state/logs/reserialize.log" 2>&1
 start_bg api-server "$AIRFLOW" api-server
 start_bg scheduler "$AIRFLOW" scheduler

@@ -25,8 +25,8 @@ def main() -> int:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    low = dt.datetime.combine(args.start, dt.time.min, dt.timezone.utc) - dt.timedelta(days=1)
-    high = dt.datetime.combine(args.end, dt.time.max, dt.timezone.utc) + dt.timedelta(days=1)
+    low = dt.datetime.combine(args.start, dt.time.min, dt.UTC) - dt.timedelta(days=1)
+    high = dt.datetime.combine(args.end, dt.time.max, dt.UTC) + dt.timedelta(days=1)
     deadline = time.monotonic() + args.timeout
     last = None
     while True:
@@ -56,8 +56,10 @@ def main() -> int:
                 return 1
             return 0
         if time.monotonic() > deadline:
-            print(f"timed out after {args.timeout:.0f} s with {unfinished} runs unfinished",
-                  file=sys.stderr)
+            print(
+                f"timed out after {args.timeout:.0f} s with {unfinished} runs unfinished",
+                file=sys.stderr,
+            )
             return 1
         time.sleep(3)
 

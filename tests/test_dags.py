@@ -55,8 +55,15 @@ def test_cm_bhavcopy_shape(dagbag):
 def test_parsing_imports_nothing_heavy(path: Path):
     """A DAG file imports only Airflow at parse time: no data libraries, no network clients."""
     # httpx is not listed: Airflow's task SDK imports it itself.
-    heavy = ["polars", "pyarrow", "clickhouse_driver", "great_expectations", "pyspark", "mlflow",
-             "include.nse.client"]
+    heavy = [
+        "polars",
+        "pyarrow",
+        "clickhouse_driver",
+        "great_expectations",
+        "pyspark",
+        "mlflow",
+        "include.nse.client",
+    ]
     code = (
         "import runpy, sys; runpy.run_path(sys.argv[1]); "
         f"print(','.join(m for m in {heavy!r} if m in sys.modules))"

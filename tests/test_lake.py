@@ -17,8 +17,14 @@ class TestBronze:
     def test_keeps_bytes_and_manifest(self, lake_root):
         """The file holds exactly the served bytes; the manifest records url, sha256 and size."""
         lake = Lake(lake_root)
-        record = lake.write_bronze("cm_bhavcopy", DAY, "cm05JUL2024bhav.csv.zip", b"PK\x03\x04abc",
-                                   url="http://x/cm05JUL2024bhav.csv.zip", content_type="application/zip")
+        record = lake.write_bronze(
+            "cm_bhavcopy",
+            DAY,
+            "cm05JUL2024bhav.csv.zip",
+            b"PK\x03\x04abc",
+            url="http://x/cm05JUL2024bhav.csv.zip",
+            content_type="application/zip",
+        )
         path = lake_root / "bronze/cm_bhavcopy/trade_date=2024-07-05/cm05JUL2024bhav.csv.zip"
         assert record.path == str(path)
         assert path.read_bytes() == b"PK\x03\x04abc"
@@ -38,7 +44,10 @@ class TestBronze:
         superseded = list((directory / "_superseded").iterdir())
         assert [p.read_bytes() for p in superseded] == [b"old"]
         assert [e["sha256"] for e in lake.bronze_manifest("cm_delivery", DAY)] == [
-            sha256_bytes(b"old"), sha256_bytes(b"old"), sha256_bytes(b"new")]
+            sha256_bytes(b"old"),
+            sha256_bytes(b"old"),
+            sha256_bytes(b"new"),
+        ]
         assert lake.latest_bronze("cm_delivery", DAY).sha256 == sha256_bytes(b"new")
 
     def test_missing_partition_names_the_directory(self, lake_root):

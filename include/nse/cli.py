@@ -74,8 +74,11 @@ def cli(verbose: bool) -> None:
 @cli.command()
 @dataset_argument
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the silver rows to this Parquet file.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the silver rows to this Parquet file.",
+)
 def parse(dataset: str, file: Path, out: Path | None) -> None:
     """Parse FILE (as NSE serves it, zipped or not) into silver form."""
     from include.nse.pipeline import parse_file
@@ -145,9 +148,15 @@ def ingest(dataset: str, start: dt.date, end: dt.date | None) -> None:
                 except NotPublished as e:
                     _emit({"dataset": dataset, "trade_date": day.isoformat(), "skipped": e.reason})
                     continue
-                _emit({"dataset": dataset, "trade_date": day.isoformat(),
-                       "rows": stats["load"]["rows"], "bronze": stats["fetch"]["path"],
-                       "silver": stats["parse"]["path"]})
+                _emit(
+                    {
+                        "dataset": dataset,
+                        "trade_date": day.isoformat(),
+                        "rows": stats["load"]["rows"],
+                        "bronze": stats["fetch"]["path"],
+                        "silver": stats["parse"]["path"],
+                    }
+                )
     except NSEError as e:
         raise click.ClickException(str(e)) from None
     finally:

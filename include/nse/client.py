@@ -132,8 +132,9 @@ def check_kind(url: str, content: bytes, content_type: str, expected: tuple[str,
     An HTML page is NSE's way of saying "not here" even with status 200, so it is NotPublished.
     """
     if looks_like_html(content, content_type):
-        raise NotPublished(url, f"HTML page ({content_type or 'no content type'}) instead of "
-                                f"{'/'.join(expected)}")
+        raise NotPublished(
+            url, f"HTML page ({content_type or 'no content type'}) instead of {'/'.join(expected)}"
+        )
     if "zip" in expected and content.startswith(ZIP_MAGIC):
         return
     if "json" in expected:
@@ -199,7 +200,9 @@ class NSEClient:
         return Retrying(
             stop=stop_after_attempt(s.max_attempts),
             wait=wait_exponential_jitter(
-                initial=s.backoff_initial_seconds, max=s.backoff_max_seconds, jitter=s.backoff_initial_seconds
+                initial=s.backoff_initial_seconds,
+                max=s.backoff_max_seconds,
+                jitter=s.backoff_initial_seconds,
             ),
             retry=retry_if_exception_type(_Transient),
             before_sleep=lambda rs: log.warning(
@@ -229,20 +232,32 @@ class NSEClient:
             self._warm_up()
         self._limiters[host].try_acquire(host)
         started = time.monotonic()
-        fetched_at = dt.datetime.now(dt.timezone.utc)
+        fetched_at = dt.datetime.now(dt.UTC)
         try:
-            response = self._http.get(url, params=params, headers=API_HEADERS if host == "api" else None)
+            response = self._http.get(
+                url, params=params, headers=API_HEADERS if host == "api" else None
+            )
         except httpx.TransportError as e:
             raise _Transient(f"{type(e).__name__}: {e}") from e
         elapsed = time.monotonic() - started
         full_url = str(response.url)
         headers = {k: response.headers[k] for k in RECORDED_HEADERS if k in response.headers}
         self.history.append(
-            {"url": full_url, "status": response.status_code, "size": len(response.content),
-             "fetched_at": fetched_at.isoformat(), "attempt": attempts}
+            {
+                "url": full_url,
+                "status": response.status_code,
+                "size": len(response.content),
+                "fetched_at": fetched_at.isoformat(),
+                "attempt": attempts,
+            }
         )
-        log.info("GET %s -> %d (%d bytes, %.2f s)", full_url, response.status_code,
-                 len(response.content), elapsed)
+        log.info(
+            "GET %s -> %d (%d bytes, %.2f s)",
+            full_url,
+            response.status_code,
+            len(response.content),
+            elapsed,
+        )
         status = response.status_code
         content = response.content
         if status == 404:

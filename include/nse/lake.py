@@ -93,7 +93,7 @@ class Lake:
         """Keep raw bytes exactly as served and record the fetch in the partition's manifest."""
         if "/" in file_name or file_name.startswith((".", "_")):
             raise ValueError(f"unsafe bronze file name {file_name!r}")
-        fetched_at = fetched_at or dt.datetime.now(dt.timezone.utc)
+        fetched_at = fetched_at or dt.datetime.now(dt.UTC)
         directory = self.bronze_dir(dataset, trade_date)
         path = directory / file_name
         digest = sha256_bytes(content)

@@ -150,9 +150,7 @@ def to_columns(data: Any) -> dict[str, list]:
     return columns
 
 
-def insert_columns(
-    client: Client, table: str, data: Any, *, query_id: str | None = None
-) -> int:
+def insert_columns(client: Client, table: str, data: Any, *, query_id: str | None = None) -> int:
     """Insert whole columns into `table` (`name` or `database.name`) in one batch; rows sent."""
     columns = to_columns(data)
     if not columns:
@@ -231,9 +229,12 @@ def load_partition(
         return f"{query_id_prefix}.{step}" if query_id_prefix else None
 
     if df.is_empty():
-        # REPLACE PARTITION from a stage without that partition is not a reliable way to empty it.
+        # REPLACE PARTITION from an empty stage empties the date on 18.16 but is refused by
+        # current releases (allow_replace_partition_from_empty_source); DROP works on both.
         client.execute(
-            f"ALTER TABLE {table} DROP PARTITION %(trade_date)s", partition, query_id=query_id("drop")
+            f"ALTER TABLE {table} DROP PARTITION %(trade_date)s",
+            partition,
+            query_id=query_id("drop"),
         )
     else:
         stage = f"{table}__stage_{uuid.uuid4().hex[:12]}"

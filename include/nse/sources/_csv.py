@@ -85,7 +85,9 @@ def read_csv(raw: bytes, file_name: str, *, separator: str = ",") -> pl.DataFram
     for number, line in enumerate(lines[1:], start=2):
         if line.strip() and (count := _field_count(line, separator)) != len(names):
             raise ParseError(
-                file_name, f"expected {len(names)} fields as in the header, found {count}", line=number
+                file_name,
+                f"expected {len(names)} fields as in the header, found {count}",
+                line=number,
             )
 
     try:
@@ -118,6 +120,8 @@ def read_csv(raw: bytes, file_name: str, *, separator: str = ",") -> pl.DataFram
 
 
 def _check_header(names: list[str], file_name: str) -> None:
+    if not any(names):
+        raise ParseError(file_name, "expected a header line, found a blank one", line=1)
     for position, name in enumerate(names[:-1], start=1):
         if not name:
             raise ParseError(file_name, f"header field {position} has no name", line=1)
@@ -214,7 +218,11 @@ def to_silver(
         [frame[LINE]]
         + [
             parse_column(
-                frame, file_name, file_column, silver[name].dtype, required=not silver[name].nullable
+                frame,
+                file_name,
+                file_column,
+                silver[name].dtype,
+                required=not silver[name].nullable,
             ).alias(name)
             for name, file_column in source.items()
         ]

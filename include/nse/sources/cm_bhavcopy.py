@@ -26,7 +26,7 @@ LEGACY_LAST_DAY = dt.date(2024, 7, 5)
 UDIFF_FIRST_DAY = dt.date(2024, 1, 1)
 
 COLUMNS = (
-    Column("trade_date", pl.Date, "Date", "Session the prices are for."),
+    Column("trade_date", pl.Date, "Date", "Trading day the prices are for."),
     Column("symbol", pl.String, "String", "NSE trading symbol."),
     Column("series", pl.String, "String", "Series the security trades in: EQ, BE, SM, N1..."),
     Column("isin", pl.String, "Nullable(String)", "ISIN; legacy files before about 2011 lack it."),
@@ -35,7 +35,7 @@ COLUMNS = (
     Column("low", pl.Float64, "Float64", "Lowest traded price, rupees."),
     Column("close", pl.Float64, "Float64", "Official closing price, rupees."),
     Column("last_price", pl.Float64, "Float64", "Last traded price, rupees."),
-    Column("prev_close", pl.Float64, "Float64", "Previous session's closing price, rupees."),
+    Column("prev_close", pl.Float64, "Float64", "Previous trading day's closing price, rupees."),
     Column("volume", pl.UInt64, "UInt64", "Shares traded."),
     Column("turnover", pl.Float64, "Float64", "Value traded, rupees."),
     Column(

@@ -17,10 +17,10 @@ from include.nse.sources.base import Column, Dataset
 LAKH = 100_000
 
 COLUMNS = (
-    Column("trade_date", pl.Date, "Date", "Session the prices are for."),
+    Column("trade_date", pl.Date, "Date", "Trading day the prices are for."),
     Column("symbol", pl.String, "String", "NSE trading symbol."),
     Column("series", pl.String, "String", "Series the security trades in: EQ, BE, SM, N1..."),
-    Column("prev_close", pl.Float64, "Float64", "Previous session's closing price, rupees."),
+    Column("prev_close", pl.Float64, "Float64", "Previous trading day's closing price, rupees."),
     Column("open", pl.Float64, "Float64", "Opening price, rupees."),
     Column("high", pl.Float64, "Float64", "Highest traded price, rupees."),
     Column("low", pl.Float64, "Float64", "Lowest traded price, rupees."),

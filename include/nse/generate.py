@@ -1,0 +1,775 @@
+"""Realistic NSE files for any range of trade dates, laid out as NSE's archive host serves them.
+
+Tests, benchmarks and the demo need a month of NSE data without calling NSE. The files written
+here follow NSE's byte formats (legacy and UDiFF bhavcopy, the full bhavcopy with delivery) and
+its URL paths, so the stand-in in `standin.py` can serve the output directory as it is. Paths and
+formats are spelled out here rather than taken from `include/nse/sources`, so the parsers' tests
+check them against an independent account of NSE's files.
+
+The market is a seeded simulation: a fixed universe of listed securities whose closing prices
+follow a mean-reverting geometric random walk, one step per trading day from `EPOCH`. Starting
+the walk at a fixed day, with each day's shocks drawn from that day's own seed, makes a day's
+files independent of the range asked for: January and February generated apart equal the two
+months generated together, byte for byte.
+
+A dataset writer takes one `Session` and writes that day's files; adding a dataset is one writer
+function and one entry in `WRITERS`. A writer wanting randomness of its own draws from
+`day_rng(session.seed, session.trade_date, "<its name>")`, which leaves every other draw as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import time
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import click
+import numpy as np
+
+#: First day of the walk. NSE's legacy bhavcopy gained TOTALTRADES and ISIN around 2011;
+#: earlier files had another layout, which is not generated.
+EPOCH = dt.date(2011, 1, 3)
+LEGACY_LAST_DAY = dt.date(2024, 7, 5)
+#: NSE published UDiFF from 2024-07-08 and back-filled it to this day.
+UDIFF_FIRST_DAY = dt.date(2024, 1, 1)
+#: From this day NSE quotes shares below Rs 250 in 1-paisa ticks instead of 5 paise.
+PAISA_TICK_FROM = dt.date(2024, 6, 10)
+PAISA_TICK_BELOW = 250_00
+
+IST = dt.timezone(dt.timedelta(hours=5, minutes=30), "IST")
+MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+
+#: Daily pull of log prices towards each security's own level, so decades of walk stay plausible.
+REVERSION = 0.01
+#: Price band: no close moves more than this (log) from the previous one.
+BAND = 0.2
+#: Trade-for-trade series, for which the full bhavcopy prints " -" as delivery.
+NO_DELIVERY_SERIES = frozenset({"BE", "BZ"})
+
+LEGACY_HEADER = (
+    "SYMBOL,SERIES,OPEN,HIGH,LOW,CLOSE,LAST,PREVCLOSE,TOTTRDQTY,TOTTRDVAL,TIMESTAMP,"
+    "TOTALTRADES,ISIN,"
+)
+UDIFF_HEADER = (
+    "TradDt,BizDt,Sgmt,Src,FinInstrmTp,FinInstrmId,ISIN,TckrSymb,SctySrs,XpryDt,"
+    "FininstrmActlXpryDt,StrkPric,OptnTp,FinInstrmNm,OpnPric,HghPric,LwPric,ClsPric,LastPric,"
+    "PrvsClsgPric,UndrlygPric,SttlmPric,OpnIntrst,ChngInOpnIntrst,TtlTradgVol,TtlTrfVal,"
+    "TtlNbOfTxsExctd,SsnId,NewBrdLotQty,Rmks,Rsvd1,Rsvd2,Rsvd3,Rsvd4"
+)
+DELIVERY_HEADER = (
+    "SYMBOL, SERIES, DATE1, PREV_CLOSE, OPEN_PRICE, HIGH_PRICE, LOW_PRICE, LAST_PRICE, "
+    "CLOSE_PRICE, AVG_PRICE, TTL_TRD_QNTY, TURNOVER_LACS, NO_OF_TRADES, DELIV_QTY, DELIV_PER"
+)
+
+
+# ---- trading days -------------------------------------------------------------------------------
+def trading_days(start: dt.date, end: dt.date, holidays: Iterable[dt.date] = ()) -> list[dt.date]:
+    """Weekdays from `start` to `end` that are not `holidays`; a trading calendar replaces this."""
+    closed = set(holidays)
+    days = (start + dt.timedelta(days=i) for i in range((end - start).days + 1))
+    return [d for d in days if d.weekday() < 5 and d not in closed]
+
+
+# ---- identifiers ------------------------------------------------------------------------------
+_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LETTERS = _ALNUM[10:]
+
+
+def isin_check_digit(body: str) -> str:
+    """The 12th character of an ISIN: Luhn over the first 11, letters read as 10..35."""
+    digits = "".join(str(int(c, 36)) for c in body)
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        d = int(char) * (2 if position % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return str(-total % 10)
+
+
+def _isin(body: str) -> str:
+    return body + isin_check_digit(body)
+
+
+def _pick(rng: np.random.Generator, options):
+    return options[int(rng.integers(len(options)))]
+
+
+def _alnum(rng: np.random.Generator, n: int) -> str:
+    return "".join(_pick(rng, _ALNUM) for _ in range(n))
+
+
+def _issuer(rng: np.random.Generator) -> str:
+    """NSDL's 4-character issuer code: older ones like 002A, newer ones like 0OB2."""
+    if rng.random() < 0.75:
+        return f"{int(rng.integers(1000)):03d}{_pick(rng, _LETTERS)}"
+    return f"0{_pick(rng, _LETTERS)}{_pick(rng, _LETTERS)}{_pick(rng, _ALNUM)}"
+
+
+_ONSETS = (
+    "A BA BHA CHA DA DHA GA GO HA JA JAI KA KI KO LA LAK MA MAN MI NA NAV NI PA PRA PU RA RAJ RI "
+    "SA SHA SHRI SU TA TRI UMA VA VI VIJ YA"
+).split()
+_ENDINGS = ("", "", "AL", "AN", "AR", "ESH", "IK", "IKA", "IN", "IT", "ODA", "UL", "NDRA", "RAT")
+#: Sector word in company names, and its short form in symbols.
+_SECTORS = (
+    ("INDUSTRIES", "IND"),
+    ("PHARMA", "PHARM"),
+    ("TEXTILES", "TEX"),
+    ("STEEL", "STEEL"),
+    ("FINANCE", "FIN"),
+    ("CHEMICALS", "CHEM"),
+    ("INFRA", "INFRA"),
+    ("POWER", "POWER"),
+    ("SUGAR", "SUGAR"),
+    ("AGRO", "AGRO"),
+    ("FOODS", "FOOD"),
+    ("CEMENT", "CEM"),
+    ("PAPER", "PAPER"),
+    ("AUTO", "AUTO"),
+    ("TECHNOLOGIES", "TECH"),
+    ("SOFTWARE", "SOFT"),
+    ("CAPITAL", "CAP"),
+    ("ENERGY", "ENERGY"),
+    ("POLYMERS", "POLY"),
+    ("LIFESCIENCES", "LIFE"),
+    ("HOTELS", "HOTEL"),
+    ("ENTERPRISES", "ENT"),
+    ("", ""),
+)
+_ROMAN = ("I", "II", "III", "IV", "V", "VI")
+
+
+def _stem(rng: np.random.Generator) -> str:
+    return _pick(rng, _ONSETS) + _pick(rng, _ONSETS) + _pick(rng, _ENDINGS)
+
+
+Issue = tuple[str, str, str]
+
+
+def _company(rng: np.random.Generator) -> Issue:
+    """A listed company's shares: symbols like SURYAPHARM, 20MICRONS, M&MFIN or BAJAJ-AUTO."""
+    stem = _stem(rng)
+    sector, short = _pick(rng, _SECTORS)
+    style = rng.random()
+    if style < 0.05:
+        number = _pick(rng, ("3", "5", "20", "21", "63", "360"))
+        symbol, words = number + stem + short, [number, stem, sector]
+    elif style < 0.07:
+        a, b = _pick(rng, _LETTERS), _pick(rng, _LETTERS)
+        symbol, words = f"{a}&{b}{short or 'IND'}", [a, "&", b, sector or "INDUSTRIES"]
+    elif style < 0.09 and short:
+        symbol, words = f"{stem}-{short}", [stem, sector]
+    else:
+        symbol, words = stem + short, [stem, sector]
+    name = " ".join(w for w in [*words, "LTD" if rng.random() < 0.7 else "LIMITED"] if w)
+    isin = _isin(f"INE{_issuer(rng)}010{int(rng.integers(1, 4))}")
+    return symbol[:10].rstrip("&-"), name, isin
+
+
+def _etf(rng: np.random.Generator) -> Issue:
+    amc = _pick(rng, ("ICICI", "SBI", "HDFC", "MO", "NIP", "KOTAK", "AXIS", "MIRAE", "UTI", "DSP"))
+    index = _pick(rng, ("NIFTY", "BANK", "GOLD", "SILVER", "IT", "PSE", "N100", "MID150", "LIQ"))
+    suffix = _pick(rng, ("", "ETF", "IETF", "BEES", "ADD"))
+    isin = _isin(f"INF{int(rng.integers(100, 1000))}{_pick(rng, _LETTERS)}{_alnum(rng, 4)}")
+    return f"{amc}{index}{suffix}"[:10], f"{amc} ETF {index}", isin
+
+
+def _government_isin(rng: np.random.Generator, year: int) -> str:
+    return _isin(f"IN00{year}{int(rng.integers(1000)):03d}")
+
+
+def _gold_bond(rng: np.random.Generator) -> Issue:
+    year = int(rng.integers(24, 33))
+    tranche = _pick(rng, ("I", "II", "IV", "V", "VI", "IX", "X"))  # symbols fit in 10 characters
+    symbol = f"SGB{_pick(rng, MONTHS)}{year}{tranche if rng.random() < 0.6 else ''}"
+    return symbol, f"2.50%GOLDBONDS20{year}SR-{tranche}", _government_isin(rng, 1992 + year)
+
+
+def _government_bond(rng: np.random.Generator) -> Issue:
+    coupon, year = int(rng.integers(550, 850)), int(rng.integers(2025, 2066))
+    isin = _government_isin(rng, int(rng.integers(2005, 2025)))
+    return f"{coupon}GS{year}", f"GOI LOAN {coupon / 100:.2f}% {year}", isin
+
+
+def _treasury_bill(rng: np.random.Generator) -> Issue:
+    tenor = _pick(rng, (91, 182, 364))
+    maturity = dt.date(2024, 1, 4) + dt.timedelta(days=7 * int(rng.integers(52)))
+    isin = _isin(f"IN00{maturity.year - 1}Y{int(rng.integers(100)):02d}")
+    return f"{tenor}D{maturity:%d%m%y}", f"GOI TBILL {tenor}D-{maturity:%d/%m/%y}", isin
+
+
+def _debenture(rng: np.random.Generator) -> Issue:
+    """A listed NCD: coupon, issuer initials and maturity year, like 10IIFL29 or 1003ISFL28."""
+    coupon = int(rng.integers(70, 116)) * 10 + int(rng.integers(10))
+    code = str(coupon // 100) if coupon % 100 == 0 else str(coupon)
+    issuer = "".join(_pick(rng, _LETTERS) for _ in range(int(rng.integers(3, 5))))
+    name = f"SEC RED NCD {coupon / 100:.2f}% SR.{_pick(rng, _ROMAN)}"
+    isin = _isin(f"INE{_issuer(rng)}{_pick(rng, ('07', '08'))}{_alnum(rng, 2)}")
+    return f"{code}{issuer}{int(rng.integers(25, 35))}", name, isin
+
+
+def _trust(unit: str, security_code: str) -> Callable[[np.random.Generator], Issue]:
+    """InvIT and REIT units: a trust's name and NSDL's security code for its units."""
+
+    def issue(rng: np.random.Generator) -> Issue:
+        stem = _stem(rng)
+        isin = _isin(f"INE{_issuer(rng)}{security_code}0{int(rng.integers(1, 4))}")
+        return f"{stem[: 10 - len(unit)]}{unit}", f"{stem} {unit} TRUST", isin
+
+    return issue
+
+
+# ---- the listed universe ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Kind:
+    """Securities that trade alike: where their prices sit, how much they move and trade."""
+
+    series: tuple[str, ...]
+    #: Share of the listed universe.
+    weight: float
+    #: A new security of this kind: symbol, name and ISIN.
+    issue: Callable[[np.random.Generator], Issue]
+    #: Median price in rupees and the log spread of prices around it.
+    price: tuple[float, float]
+    #: Daily standard deviation of log returns.
+    volatility: float
+    #: Median shares traded a day.
+    volume: float
+    #: Chance of trading on a given day; on other days the security is absent from the files.
+    participation: float
+    #: Share of volume taken to delivery, drawn between these bounds each day.
+    delivery: tuple[float, float]
+    #: Median rupees per trade, which sets the number of trades.
+    trade_value: float
+    #: Debt is quoted to the paisa at every price.
+    paisa_tick: bool = False
+    #: SME shares trade in lots worth about a lakh and a quarter.
+    lots: bool = False
+
+
+_N_SERIES = tuple("N0 N1 N2 N3 N4 N5 N6 N7 N8 N9 NA NB NC ND NE NF NH NJ NK NL".split())
+_DEBT = {"paisa_tick": True}
+
+#: Proportions follow real bhavcopies of 2024: mostly EQ, then SM and BE, then bonds and the rest.
+#: Columns: series, weight, issue, price, volatility, volume, participation, delivery, trade value.
+KINDS = (
+    Kind(("EQ",), 0.655, _company, (120, 1.3), 0.022, 2e4, 0.995, (0.15, 0.85), 3e4),
+    Kind(("EQ",), 0.03, _etf, (100, 1.0), 0.008, 5e4, 0.98, (0.3, 0.95), 2e4),
+    Kind(("SM",), 0.10, _company, (80, 0.8), 0.03, 1e4, 0.85, (0.6, 1.0), 1e5, lots=True),
+    Kind(("BE",), 0.094, _company, (40, 1.0), 0.03, 5e3, 0.9, (1.0, 1.0), 1e4),
+    Kind(("BZ",), 0.006, _company, (15, 0.8), 0.03, 2e4, 0.8, (1.0, 1.0), 5e3),
+    Kind(("ST",), 0.011, _company, (60, 0.8), 0.03, 5e3, 0.7, (0.8, 1.0), 1e5, lots=True),
+    Kind(("GB",), 0.021, _gold_bond, (6200, 0.1), 0.007, 100, 0.85, (0.85, 1.0), 4e4, **_DEBT),
+    Kind(("GS",), 0.017, _government_bond, (102, 0.05), 0.002, 500, 0.55, (1, 1), 5e4, **_DEBT),
+    Kind(("TB",), 0.007, _treasury_bill, (98.5, 0.005), 4e-4, 300, 0.6, (1, 1), 5e4, **_DEBT),
+    Kind(("IV",), 0.002, _trust("INVIT", "23"), (100, 0.2), 0.006, 5e4, 0.9, (0.6, 0.95), 3e4),
+    Kind(("RR",), 0.0015, _trust("REIT", "25"), (320, 0.15), 0.008, 5e4, 0.9, (0.6, 0.95), 3e4),
+    Kind(_N_SERIES, 0.0575, _debenture, (1000, 0.03), 0.003, 200, 0.45, (1, 1), 5e4, **_DEBT),
+)
+
+#: Well-known names listed first, so even a small universe has them:
+#: symbol, company name, price in rupees, median shares a day, kind (index into KINDS).
+WELL_KNOWN = (
+    ("RELIANCE", "RELIANCE INDUSTRIES LTD", 2900, 6e6, 0),
+    ("TCS", "TATA CONSULTANCY SERV LT", 3900, 2e6, 0),
+    ("HDFCBANK", "HDFC BANK LTD", 1600, 1.5e7, 0),
+    ("INFY", "INFOSYS LIMITED", 1600, 7e6, 0),
+    ("ICICIBANK", "ICICI BANK LTD.", 1100, 1.5e7, 0),
+    ("SBIN", "STATE BANK OF INDIA", 800, 2e7, 0),
+    ("ITC", "ITC LTD", 430, 1.5e7, 0),
+    ("LT", "LARSEN & TOUBRO LTD.", 3500, 2e6, 0),
+    ("HINDUNILVR", "HINDUSTAN UNILEVER LTD.", 2400, 1.5e6, 0),
+    ("BHARTIARTL", "BHARTI AIRTEL LIMITED", 1400, 6e6, 0),
+    ("KOTAKBANK", "KOTAK MAHINDRA BANK LTD", 1750, 4e6, 0),
+    ("AXISBANK", "AXIS BANK LIMITED", 1150, 8e6, 0),
+    ("M&M", "MAHINDRA & MAHINDRA LTD", 2700, 2.5e6, 0),
+    ("BAJAJ-AUTO", "BAJAJ AUTO LIMITED", 9000, 5e5, 0),
+    ("BAJFINANCE", "BAJAJ FINANCE LIMITED", 7000, 1.2e6, 0),
+    ("MARUTI", "MARUTI SUZUKI INDIA LTD.", 12000, 4e5, 0),
+    ("SUNPHARMA", "SUN PHARMACEUTICAL IND L", 1500, 2.5e6, 0),
+    ("TITAN", "TITAN COMPANY LIMITED", 3300, 1e6, 0),
+    ("WIPRO", "WIPRO LTD", 480, 6e6, 0),
+    ("HCLTECH", "HCL TECHNOLOGIES LTD", 1500, 3e6, 0),
+    ("TATASTEEL", "TATA STEEL LIMITED", 160, 3e7, 0),
+    ("NTPC", "NTPC LTD", 360, 1.5e7, 0),
+    ("ONGC", "OIL AND NATURAL GAS CORP.", 270, 1.5e7, 0),
+    ("ASIANPAINT", "ASIAN PAINTS LIMITED", 2900, 1e6, 0),
+    ("NESTLEIND", "NESTLE INDIA LIMITED", 2500, 8e5, 0),
+    ("M&MFIN", "M&M FIN. SERVICES LTD", 290, 3e6, 0),
+    ("J&KBANK", "THE JAMMU & KASHMIR BANK LIMITED", 130, 6e6, 0),
+    ("IDEA", "VODAFONE IDEA LIMITED", 16, 4e8, 0),
+    ("NAM-INDIA", "NIPPON L I A M LTD", 600, 1e6, 0),
+    ("3MINDIA", "3M INDIA LTD", 35000, 5e3, 0),
+    ("20MICRONS", "20 MICRONS LTD", 200, 1.5e5, 0),
+    ("NIFTYBEES", "NIP IND ETF NIFTY BEES", 260, 5e6, 1),
+    ("GOLDBEES", "NIP IND ETF GOLD BEES", 60, 1e7, 1),
+)
+
+
+@dataclass(frozen=True)
+class Universe:
+    """Every listed security, in file order (symbol, then series), with its trading habits."""
+
+    symbol: list[str]
+    series: list[str]
+    isin: list[str]
+    name: list[str]
+    #: NSE's instrument token, FinInstrmId in UDiFF files.
+    token: list[int]
+    lot: np.ndarray
+    #: Log of the price, in paise, that the walk is pulled towards.
+    log_level: np.ndarray
+    volatility: np.ndarray
+    log_volume: np.ndarray
+    participation: np.ndarray
+    delivery_low: np.ndarray
+    delivery_high: np.ndarray
+    has_delivery: np.ndarray
+    trade_value: np.ndarray
+    paisa_tick: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.symbol)
+
+    @classmethod
+    def build(cls, seed: int, size: int) -> Universe:
+        rng = np.random.default_rng([seed, 0])
+        counts = [int(kind.weight * size) for kind in KINDS]
+        counts[0] += size - sum(counts)
+        symbols: set[str] = set()
+        isins: set[str] = set()
+
+        def issue(kind: Kind) -> Issue:
+            while True:
+                symbol, name, isin = kind.issue(rng)
+                if symbol not in symbols and isin not in isins:
+                    symbols.add(symbol)
+                    isins.add(isin)
+                    return symbol, name, isin
+
+        # kind, symbol, name, ISIN, log price level (paise), log median volume
+        listed = []
+        for symbol, name, price, volume, k in WELL_KNOWN:
+            if counts[k] > 0:
+                counts[k] -= 1
+                symbols.add(symbol)
+                *_, isin = issue(KINDS[k])
+                listed.append((KINDS[k], symbol, name, isin, np.log(price * 100), np.log(volume)))
+        for kind, count in zip(KINDS, counts, strict=True):
+            for _ in range(count):
+                median, spread = kind.price
+                log_price = np.log(median * 100) + spread * rng.standard_normal()
+                log_volume = np.log(kind.volume) + 1.2 * rng.standard_normal()
+                listed.append((kind, *issue(kind), log_price, log_volume))
+        listed.sort(key=lambda security: security[1])
+
+        kinds = [security[0] for security in listed]
+        series = [_pick(rng, kind.series) for kind in kinds]
+        n = len(listed)
+        return cls(
+            symbol=[security[1] for security in listed],
+            series=series,
+            name=[security[2] for security in listed],
+            isin=[security[3] for security in listed],
+            token=[int(t) for t in rng.choice(np.arange(1, 30_000), size=n, replace=False)],
+            lot=np.array(
+                [_lot(np.exp(s[4]) / 100) if s[0].lots else 1 for s in listed], dtype=np.int64
+            ),
+            log_level=np.array([security[4] for security in listed]),
+            volatility=np.array([k.volatility for k in kinds]) * rng.lognormal(0, 0.25, n),
+            log_volume=np.array([security[5] for security in listed]),
+            participation=np.array([k.participation for k in kinds]),
+            delivery_low=np.array([k.delivery[0] for k in kinds]),
+            delivery_high=np.array([k.delivery[1] for k in kinds]),
+            has_delivery=np.array([s not in NO_DELIVERY_SERIES for s in series]),
+            trade_value=np.array([k.trade_value for k in kinds]),
+            paisa_tick=np.array([k.paisa_tick for k in kinds]),
+        )
+
+
+def _lot(price: float) -> int:
+    """SME lot size: the round number of shares closest to a lakh and a quarter of rupees."""
+    sizes = np.array([100, 200, 400, 600, 800, 1000, 1200, 1600, 2000, 3000, 4000, 6000, 8000])
+    return int(sizes[np.argmin(np.abs(np.log(sizes * price / 125_000)))])
+
+
+# ---- one trading day --------------------------------------------------------------------------
+class Quote(NamedTuple):
+    """One security's day, as every CM file prints it. Prices and turnover are in paise."""
+
+    symbol: str
+    series: str
+    isin: str
+    name: str
+    token: int
+    lot: int
+    prev_close: int
+    open: int
+    high: int
+    low: int
+    close: int
+    last_price: int
+    volume: int
+    turnover: int
+    trades: int
+    #: Shares taken to delivery; None for series whose delivery NSE does not report.
+    delivery_qty: int | None
+
+
+def day_rng(seed: int, day: dt.date, stream: str) -> np.random.Generator:
+    """The day's randomness for one purpose, independent of every other day and purpose."""
+    return np.random.default_rng([seed, day.toordinal(), zlib.crc32(stream.encode())])
+
+
+@dataclass(frozen=True)
+class Session:
+    """A trading day: the securities that traded, in file order, and the seed of the market."""
+
+    trade_date: dt.date
+    seed: int
+    quotes: list[Quote]
+
+
+def _to_tick(price: np.ndarray, day: dt.date, paisa_tick: np.ndarray, how=np.rint) -> np.ndarray:
+    """Prices (paise, float) on the exchange's tick grid, never below one tick."""
+    fine = paisa_tick | ((price < PAISA_TICK_BELOW) if day >= PAISA_TICK_FROM else False)
+    tick = np.where(fine, 1, 5)
+    return np.maximum(how(price / tick), 1).astype(np.int64) * tick
+
+
+def _market(
+    universe: Universe, seed: int, days: list[dt.date], holidays: Iterable[dt.date]
+) -> Iterator[Session]:
+    """Walk closing prices from EPOCH to the last of `days`, yielding a Session for each of them.
+
+    Each day draws from a seed of its own, so holidays before a day only change which draws
+    the walk uses, and the range asked for does not change a day's files.
+    """
+    wanted = set(days)
+    n = len(universe)
+    # Start where the walk settles: around each level, by the spread the pull allows.
+    spread = universe.volatility / np.sqrt(2 * REVERSION)
+    start = np.random.default_rng([seed, 1]).normal(universe.log_level, spread)
+    close = _to_tick(np.exp(start), EPOCH, universe.paisa_tick)
+    for day in trading_days(EPOCH, max(days), holidays):
+        walk = day_rng(seed, day, "walk")
+        step = REVERSION * (universe.log_level - np.log(close))
+        step = np.clip(step + universe.volatility * walk.standard_normal(n), -BAND, BAND)
+        traded = walk.random(n) < universe.participation
+        moved = _to_tick(close * np.exp(step), day, universe.paisa_tick)
+        if day in wanted:
+            yield _session(universe, seed, day, close, moved, traded)
+        close = np.where(traded, moved, close)
+
+
+def _session(
+    u: Universe, seed: int, day: dt.date, prev: np.ndarray, moved: np.ndarray, traded: np.ndarray
+) -> Session:
+    """The day's prices, volumes and delivery for the securities that traded."""
+    rng = day_rng(seed, day, "quotes")
+    i = np.flatnonzero(traded)
+    n, sigma, fine = len(i), u.volatility[i], u.paisa_tick[i]
+    prev_close, close = prev[i], moved[i]
+    open_ = _to_tick(
+        prev_close * np.exp(np.clip(0.5 * sigma * rng.standard_normal(n), -BAND, BAND)), day, fine
+    )
+    top, bottom = np.maximum(open_, close), np.minimum(open_, close)
+    high = _to_tick(top * np.exp(np.abs(0.6 * sigma * rng.standard_normal(n))), day, fine, np.ceil)
+    low = _to_tick(
+        bottom * np.exp(-np.abs(0.6 * sigma * rng.standard_normal(n))), day, fine, np.floor
+    )
+    high, low = np.maximum(high, top), np.minimum(low, bottom)
+    last = np.clip(
+        _to_tick(close * np.exp(0.15 * sigma * rng.standard_normal(n)), day, fine), low, high
+    )
+    average = np.clip(
+        (open_ + high + low + close) / 4 * np.exp(0.1 * sigma * rng.standard_normal(n)), low, high
+    )
+
+    lot = u.lot[i]
+    lots = np.maximum(np.rint(np.exp(u.log_volume[i] + 0.6 * rng.standard_normal(n)) / lot), 1)
+    volume = lots.astype(np.int64) * lot
+    turnover = np.rint(volume * average).astype(np.int64)
+    per_trade = u.trade_value[i] * 100 * np.exp(0.4 * rng.standard_normal(n))
+    trades = np.clip(np.rint(turnover / per_trade), 1, volume // lot).astype(np.int64)
+    share = rng.uniform(u.delivery_low[i], u.delivery_high[i])
+    delivery = (np.floor(volume * share / lot).astype(np.int64)) * lot
+
+    quotes = [
+        Quote(
+            u.symbol[k],
+            u.series[k],
+            u.isin[k],
+            u.name[k],
+            u.token[k],
+            *numbers[:-1],
+            numbers[-1] if u.has_delivery[k] else None,
+        )
+        for k, *numbers in zip(
+            i.tolist(),
+            lot.tolist(),
+            prev_close.tolist(),
+            open_.tolist(),
+            high.tolist(),
+            low.tolist(),
+            close.tolist(),
+            last.tolist(),
+            volume.tolist(),
+            turnover.tolist(),
+            trades.tolist(),
+            delivery.tolist(),
+            strict=True,
+        )
+    ]
+    return Session(day, seed, quotes)
+
+
+# ---- number and date formats ------------------------------------------------------------------
+def _paise(value: int) -> str:
+    """Two decimals, as UDiFF and the full bhavcopy print prices: 36.30."""
+    return f"{value / 100:.2f}"
+
+
+def _trimmed(value: int) -> str:
+    """The legacy bhavcopy's numbers: no trailing zeros, 36 and 36.3 and 2592129.15."""
+    return f"{value / 100:.2f}".rstrip("0").rstrip(".")
+
+
+def _rounded_ratio(numerator: int, denominator: int) -> int:
+    return (2 * numerator + denominator) // (2 * denominator)
+
+
+def _month(day: dt.date) -> str:
+    """NSE's upper-case month ("JUL"); strftime's %b would follow the locale."""
+    return MONTHS[day.month - 1]
+
+
+# ---- writers ----------------------------------------------------------------------------------
+class Written(NamedTuple):
+    path: Path
+    rows: int
+
+
+def _publish(path: Path, data: bytes, published: dt.datetime) -> None:
+    """Write atomically and date the file when NSE would have published it (Last-Modified)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+    stamp = published.timestamp()
+    os.utime(path, (stamp, stamp))
+
+
+def _zipped(member: str, data: bytes, published: dt.datetime) -> bytes:
+    """A ZIP of one member, like NSE's: made on DOS, deflated, the publication time inside."""
+    info = zipfile.ZipInfo(member, date_time=published.timetuple()[:6])
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.create_system = 0
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(info, data)
+    return buffer.getvalue()
+
+
+def _at(day: dt.date, hour: int, minute: int) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(hour, minute), IST)
+
+
+def _legacy_csv(session: Session) -> bytes:
+    stamp = f"{session.trade_date:%d}-{_month(session.trade_date)}-{session.trade_date:%Y}"
+    t = _trimmed
+    lines = [LEGACY_HEADER]
+    lines.extend(
+        f"{q.symbol},{q.series},{t(q.open)},{t(q.high)},{t(q.low)},{t(q.close)},"
+        f"{t(q.last_price)},{t(q.prev_close)},{q.volume},{t(q.turnover)},{stamp},{q.trades},"
+        f"{q.isin},"
+        for q in session.quotes
+    )
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _udiff_csv(session: Session) -> bytes:
+    day = session.trade_date.isoformat()
+    p = _paise
+    lines = [UDIFF_HEADER]
+    lines.extend(
+        f"{day},{day},CM,NSE,STK,{q.token},{q.isin},{q.symbol},{q.series},,,,,{q.name},"
+        f"{p(q.open)},{p(q.high)},{p(q.low)},{p(q.close)},{p(q.last_price)},{p(q.prev_close)},,"
+        f"{p(q.close)},,,{q.volume},{p(q.turnover)},{q.trades},F1,{q.lot},,,,,"
+        for q in session.quotes
+    )
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _delivery_csv(session: Session) -> bytes:
+    day = session.trade_date
+    date1 = f"{day:%d}-{_month(day).title()}-{day:%Y}"
+    p = _paise
+    lines = [DELIVERY_HEADER]
+    for q in session.quotes:
+        if q.delivery_qty is None:
+            delivered = ["-", "-"]
+        else:
+            percent = _rounded_ratio(10_000 * q.delivery_qty, q.volume)
+            delivered = [str(q.delivery_qty), p(percent)]
+        fields = [
+            q.symbol,
+            q.series,
+            date1,
+            p(q.prev_close),
+            p(q.open),
+            p(q.high),
+            p(q.low),
+            p(q.last_price),
+            p(q.close),
+            p(_rounded_ratio(q.turnover, q.volume)),
+            str(q.volume),
+            # Paise to lakhs of rupees, two decimals: hundredths of a lakh are 100,000 paise.
+            p(_rounded_ratio(q.turnover, 100_000)),
+            str(q.trades),
+            *delivered,
+        ]
+        lines.append(", ".join(fields))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def write_cm_bhavcopy(session: Session, out: Path) -> list[Written]:
+    """Legacy until 2024-07-05, UDiFF from 2024-01-01: both for the first half of 2024."""
+    day, written = session.trade_date, []
+    if day <= LEGACY_LAST_DAY:
+        member = f"cm{day:%d}{_month(day)}{day:%Y}bhav.csv"
+        path = out / "content/historical/EQUITIES" / f"{day:%Y}" / _month(day) / f"{member}.zip"
+        published = _at(day, 17, 33)
+        _publish(path, _zipped(member, _legacy_csv(session), published), published)
+        written.append(Written(path, len(session.quotes)))
+    if day >= UDIFF_FIRST_DAY:
+        member = f"BhavCopy_NSE_CM_0_0_0_{day:%Y%m%d}_F_0000.csv"
+        path = out / "content/cm" / f"{member}.zip"
+        published = _at(day, 17, 35)
+        _publish(path, _zipped(member, _udiff_csv(session), published), published)
+        written.append(Written(path, len(session.quotes)))
+    return written
+
+
+def write_cm_delivery(session: Session, out: Path) -> list[Written]:
+    day = session.trade_date
+    path = out / "products/content" / f"sec_bhavdata_full_{day:%d%m%Y}.csv"
+    _publish(path, _delivery_csv(session), _at(day, 18, 0))
+    return [Written(path, len(session.quotes))]
+
+
+#: dataset name -> writer of one trading day's files for it.
+WRITERS: dict[str, Callable[[Session, Path], list[Written]]] = {
+    "cm_bhavcopy": write_cm_bhavcopy,
+    "cm_delivery": write_cm_delivery,
+}
+
+
+# ---- entry points -----------------------------------------------------------------------------
+@dataclass
+class GenerateReport:
+    """What `generate` wrote: the trading days, and files and rows per dataset."""
+
+    trading_days: list[dt.date]
+    files: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {
+            "trading_days": len(self.trading_days),
+            "first_day": self.trading_days[0].isoformat() if self.trading_days else None,
+            "last_day": self.trading_days[-1].isoformat() if self.trading_days else None,
+            "files": self.files,
+            "rows": self.rows,
+        }
+
+
+def generate(
+    start: dt.date,
+    end: dt.date,
+    out: Path,
+    *,
+    seed: int = 7,
+    symbols: int = 2400,
+    datasets: Iterable[str] | None = None,
+    holidays: Iterable[dt.date] = frozenset(),
+) -> GenerateReport:
+    """Write every trading day's files from `start` to `end` under `out`, in NSE's URL layout.
+
+    `symbols` is the number of listed securities; on a day about 92% of them trade and appear
+    in the files. The same arguments write the same bytes.
+    """
+    if end < start:
+        raise ValueError(f"the range ends ({end}) before it starts ({start})")
+    if start < EPOCH:
+        raise ValueError(f"{start}: generated files start at {EPOCH} (the layout NSE used then)")
+    names = list(WRITERS) if datasets is None else list(datasets)
+    unknown = [name for name in names if name not in WRITERS]
+    if unknown:
+        raise ValueError(f"unknown datasets {unknown}; known: {', '.join(WRITERS)}")
+    holidays = frozenset(holidays)
+    days = trading_days(start, end, holidays)
+    report = GenerateReport(days, dict.fromkeys(names, 0), dict.fromkeys(names, 0))
+    if not days:
+        return report
+    out = Path(out)
+    for session in _market(Universe.build(seed, symbols), seed, days, holidays):
+        for name in names:
+            for written in WRITERS[name](session, out):
+                report.files[name] += 1
+                report.rows[name] += written.rows
+    return report
+
+
+def _date(_ctx, _param, value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date like 2024-07-05") from None
+
+
+def _dates(ctx, param, values: tuple[str, ...]) -> tuple[dt.date, ...]:
+    return tuple(_date(ctx, param, value) for value in values)
+
+
+@click.command()
+@click.option("--from", "start", required=True, callback=_date, help="First trade date.")
+@click.option("--to", "end", required=True, callback=_date, help="Last trade date.")
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output root."
+)
+@click.option("--seed", default=7, show_default=True, help="Same seed, same bytes.")
+@click.option("--symbols", default=2400, show_default=True, help="Listed securities.")
+@click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    type=click.Choice(list(WRITERS)),
+    help="Dataset to write (repeatable; default all).",
+)
+@click.option("--holiday", "holidays", multiple=True, callback=_dates, help="A closed weekday.")
+def generate_command(start, end, out, seed, symbols, datasets, holidays) -> None:
+    """Write NSE files for a range of trade dates, laid out like NSE's archive host."""
+    started = time.monotonic()
+    try:
+        report = generate(
+            start,
+            end,
+            out,
+            seed=seed,
+            symbols=symbols,
+            datasets=datasets or None,
+            holidays=holidays,
+        )
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    summary = {"out": str(out), **report.summary()}
+    summary["seconds"] = round(time.monotonic() - started, 2)
+    click.echo(json.dumps(summary))

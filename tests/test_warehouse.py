@@ -1,0 +1,277 @@
+"""The warehouse migrates once, loads a trade date idempotently, and matches the silver schema."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import polars as pl
+import pytest
+
+from include.nse import sources
+from include.nse.warehouse import (
+    SQL_DIR,
+    MigrationError,
+    load_partition,
+    migrate,
+    query_polars,
+    split_statements,
+    table_columns,
+)
+
+pytestmark = pytest.mark.clickhouse
+
+DAY = dt.date(2024, 7, 5)
+NEXT_DAY = dt.date(2024, 7, 8)
+MIGRATIONS = sorted(p.name for p in SQL_DIR.glob("*.sql"))
+
+
+def bhavcopy_frame(trade_date: dt.date, symbols: list[str], volume: int = 100) -> pl.DataFrame:
+    """A silver cm_bhavcopy frame: one EQ row per symbol, volumes volume, volume+1, ..."""
+    n = len(symbols)
+    return sources.get("cm_bhavcopy").conform(
+        pl.DataFrame(
+            {
+                "trade_date": [trade_date] * n,
+                "symbol": symbols,
+                "series": ["EQ"] * n,
+                "isin": [f"INE{i:09d}" if i % 2 else None for i in range(n)],
+                "open": [10.0] * n,
+                "high": [12.5] * n,
+                "low": [9.5] * n,
+                "close": [11.0] * n,
+                "last_price": [11.05] * n,
+                "prev_close": [10.0] * n,
+                "volume": [volume + i for i in range(n)],
+                "turnover": [1_000_000.0] * n,
+                "trades": [None if i % 3 == 0 else 7 for i in range(n)],
+                "source_format": ["udiff"] * n,
+            }
+        )
+    )
+
+
+def counts(client, database: str) -> dict[dt.date, tuple[int, int]]:
+    """trade_date -> (rows, sum of volume) in cm_bhavcopy."""
+    rows = client.execute(
+        f"SELECT trade_date, count(), sum(volume) FROM {database}.cm_bhavcopy "
+        "GROUP BY trade_date ORDER BY trade_date"
+    )
+    return {day: (n, total) for day, n, total in rows}
+
+
+def stage_tables(client, database: str) -> list[str]:
+    rows = client.execute(
+        "SELECT name FROM system.tables WHERE database = %(db)s AND name LIKE '%%__stage_%%'",
+        {"db": database},
+    )
+    return [name for (name,) in rows]
+
+
+class FailingOn:
+    """A client that raises instead of running queries containing `text`."""
+
+    def __init__(self, text: str, client):
+        self.text, self.client = text, client
+
+    def execute(self, query, *args, **kwargs):
+        if self.text in query:
+            raise ConnectionError("connection lost")
+        return self.client.execute(query, *args, **kwargs)
+
+
+@pytest.fixture()
+def migrated(ch_client, ch_database):
+    migrate(ch_client, ch_database)
+    return ch_database
+
+
+class TestSplitStatements:
+    def test_splits_at_line_end_semicolons_and_drops_comment_lines(self):
+        """Only `;` at the end of a line separates; comment-only chunks vanish."""
+        sql = "-- head; note;\nCREATE TABLE a (x String DEFAULT ';')\nENGINE = Log;\n\n-- tail\n"
+        assert split_statements(sql + "SELECT 1;  \n-- done;\n") == [
+            "CREATE TABLE a (x String DEFAULT ';')\nENGINE = Log",
+            "SELECT 1",
+        ]
+
+
+class TestMigrate:
+    def test_second_run_is_a_no_op(self, ch_client, ch_database):
+        """The first run applies every file and records it; the second applies nothing."""
+        assert migrate(ch_client, ch_database) == MIGRATIONS
+        assert migrate(ch_client, ch_database) == []
+        recorded = ch_client.execute(
+            f"SELECT name, length(sha256), applied_at > toDateTime(0) "
+            f"FROM {ch_database}.schema_migrations ORDER BY name"
+        )
+        assert recorded == [(name, 64, 1) for name in MIGRATIONS]
+
+    def test_applies_only_new_files(self, ch_client, ch_database, tmp_path):
+        """A file added later is applied on the next run, alone."""
+        sql_dir = tmp_path / "sql"
+        shutil.copytree(SQL_DIR, sql_dir)
+        migrate(ch_client, ch_database, sql_dir)
+        (sql_dir / "9999_extra.sql").write_text(
+            "CREATE TABLE IF NOT EXISTS {db}.extra (x UInt8) ENGINE = Log;\n"
+            "INSERT INTO {db}.extra SELECT 1;\n"
+        )
+        assert migrate(ch_client, ch_database, sql_dir) == ["9999_extra.sql"]
+        assert ch_client.execute(f"SELECT x FROM {ch_database}.extra") == [(1,)]
+
+    def test_changed_applied_file_is_refused(self, ch_client, ch_database, tmp_path):
+        """Editing an applied file stops the run before anything else is applied."""
+        sql_dir = tmp_path / "sql"
+        shutil.copytree(SQL_DIR, sql_dir)
+        migrate(ch_client, ch_database, sql_dir)
+        changed = sql_dir / MIGRATIONS[1]
+        changed.write_text(changed.read_text() + "\n-- edited\n")
+        (sql_dir / "9999_extra.sql").write_text("CREATE TABLE {db}.extra (x UInt8) ENGINE = Log;\n")
+        with pytest.raises(MigrationError, match=MIGRATIONS[1]):
+            migrate(ch_client, ch_database, sql_dir)
+        assert table_columns(ch_client, ch_database, "extra") == []
+
+    def test_creates_the_database(self, ch_client, ch_database):
+        """A database that does not exist yet is created."""
+        other = f"{ch_database}_new"
+        try:
+            assert migrate(ch_client, other) == MIGRATIONS
+        finally:
+            ch_client.execute(f"DROP DATABASE IF EXISTS {other}")
+
+
+class TestTableColumns:
+    @pytest.mark.parametrize("name", sources.names())
+    def test_ddl_matches_the_silver_schema(self, ch_client, migrated, name):
+        """Each dataset table has exactly the silver columns and types, in order, plus loaded_at."""
+        dataset = sources.get(name)
+        expected = [(c.name, c.ch_type) for c in dataset.columns] + [("loaded_at", "DateTime")]
+        assert table_columns(ch_client, migrated, dataset.table) == expected
+
+
+class TestLoadPartition:
+    def test_rerun_leaves_exactly_one_copy(self, ch_client, migrated):
+        """Loading the same date twice leaves the second frame only, and no staging table."""
+        dataset = sources.get("cm_bhavcopy")
+        load_partition(ch_client, dataset, DAY, bhavcopy_frame(DAY, ["A", "B", "C"]), migrated)
+        stats = load_partition(
+            ch_client, dataset, DAY, bhavcopy_frame(DAY, ["A", "B", "C"], volume=1000), migrated
+        )
+        assert counts(ch_client, migrated) == {DAY: (3, 1000 + 1001 + 1002)}
+        assert stats["table"] == f"{migrated}.cm_bhavcopy"
+        assert stats["trade_date"] == "2024-07-05"
+        assert stats["rows"] == 3
+        assert stats["seconds"] >= 0
+        assert stage_tables(ch_client, migrated) == []
+
+    def test_round_trips_values_and_nulls(self, ch_client, migrated):
+        """What comes back equals the frame that went in, nulls included; loaded_at is set."""
+        dataset = sources.get("cm_bhavcopy")
+        frame = bhavcopy_frame(DAY, ["A", "B", "C", "D"])
+        load_partition(ch_client, dataset, DAY, frame, migrated)
+        back = query_polars(
+            ch_client,
+            f"SELECT * FROM {migrated}.cm_bhavcopy WHERE trade_date = %(d)s ORDER BY symbol",
+            {"d": DAY},
+        )
+        assert back.drop("loaded_at").equals(frame)
+        assert back.get_column("loaded_at").null_count() == 0
+
+    def test_second_date_leaves_the_first_alone(self, ch_client, migrated):
+        """Loading and reloading another date does not change the first date's rows."""
+        dataset = sources.get("cm_bhavcopy")
+        load_partition(ch_client, dataset, DAY, bhavcopy_frame(DAY, ["A", "B"]), migrated)
+        load_partition(ch_client, dataset, NEXT_DAY, bhavcopy_frame(NEXT_DAY, ["X"]), migrated)
+        load_partition(ch_client, dataset, NEXT_DAY, bhavcopy_frame(NEXT_DAY, ["X", "Y"]), migrated)
+        assert counts(ch_client, migrated) == {DAY: (2, 201), NEXT_DAY: (2, 201)}
+
+    def test_empty_frame_clears_the_date(self, ch_client, migrated):
+        """An empty frame leaves the date with zero rows and other dates untouched."""
+        dataset = sources.get("cm_bhavcopy")
+        load_partition(ch_client, dataset, DAY, bhavcopy_frame(DAY, ["A", "B"]), migrated)
+        load_partition(ch_client, dataset, NEXT_DAY, bhavcopy_frame(NEXT_DAY, ["X"]), migrated)
+        stats = load_partition(ch_client, dataset, DAY, bhavcopy_frame(DAY, []), migrated)
+        assert stats["rows"] == 0
+        assert counts(ch_client, migrated) == {NEXT_DAY: (1, 100)}
+        load_partition(ch_client, dataset, DAY, bhavcopy_frame(DAY, []), migrated)
+
+    def test_frame_with_two_dates_is_refused(self, ch_client, migrated):
+        """Rows of another date are refused before anything is written."""
+        dataset = sources.get("cm_bhavcopy")
+        load_partition(ch_client, dataset, DAY, bhavcopy_frame(DAY, ["A"]), migrated)
+        frame = pl.concat([bhavcopy_frame(DAY, ["A"]), bhavcopy_frame(NEXT_DAY, ["B"])])
+        with pytest.raises(ValueError, match="2024-07-08"):
+            load_partition(ch_client, dataset, DAY, frame, migrated)
+        assert counts(ch_client, migrated) == {DAY: (1, 100)}
+        assert stage_tables(ch_client, migrated) == []
+
+    def test_frame_for_another_date_is_refused(self, ch_client, migrated):
+        """A frame whose rows all belong to another date is refused too."""
+        dataset = sources.get("cm_bhavcopy")
+        with pytest.raises(ValueError, match="one trade date at a time"):
+            load_partition(ch_client, dataset, DAY, bhavcopy_frame(NEXT_DAY, ["A"]), migrated)
+
+    def test_wrong_columns_are_refused(self, ch_client, migrated):
+        """Missing and unexpected columns are both named in the error."""
+        dataset = sources.get("cm_bhavcopy")
+        frame = bhavcopy_frame(DAY, ["A"]).drop("isin").with_columns(pl.lit(1).alias("extra"))
+        with pytest.raises(ValueError, match=r"missing \['isin'\], unexpected \['extra'\]"):
+            load_partition(ch_client, dataset, DAY, frame, migrated)
+        assert counts(ch_client, migrated) == {}
+
+    def test_nulls_in_non_nullable_columns_are_refused(self, ch_client, migrated):
+        """A null close price is refused with the column's name, not a driver error."""
+        dataset = sources.get("cm_bhavcopy")
+        frame = bhavcopy_frame(DAY, ["A"]).with_columns(pl.lit(None, pl.Float64).alias("close"))
+        with pytest.raises(ValueError, match=r"\['close'\]"):
+            load_partition(ch_client, dataset, DAY, frame, migrated)
+
+    def test_failed_replace_drops_the_stage_and_keeps_the_date(self, ch_client, migrated):
+        """When the swap fails, the date keeps its rows and no staging table is left."""
+        dataset = sources.get("cm_bhavcopy")
+        load_partition(ch_client, dataset, DAY, bhavcopy_frame(DAY, ["A"]), migrated)
+        with pytest.raises(ConnectionError, match="lost"):
+            load_partition(
+                FailingOn("REPLACE PARTITION", ch_client),
+                dataset,
+                DAY,
+                bhavcopy_frame(DAY, ["B", "C"]),
+                migrated,
+            )
+        assert counts(ch_client, migrated) == {DAY: (1, 100)}
+        assert stage_tables(ch_client, migrated) == []
+
+    def test_query_ids_carry_the_prefix(self, ch_client, migrated):
+        """With a prefix, every query of the load is findable in system.query_log."""
+        dataset = sources.get("cm_bhavcopy")
+        prefix = f"test.{migrated}"
+        load_partition(ch_client, dataset, DAY, bhavcopy_frame(DAY, ["A"]), migrated, prefix)
+        ch_client.execute("SYSTEM FLUSH LOGS")
+        rows = ch_client.execute(
+            "SELECT DISTINCT query_id FROM system.query_log WHERE query_id LIKE %(p)s",
+            {"p": prefix + ".%"},
+        )
+        assert sorted(q for (q,) in rows) == [
+            f"{prefix}.{step}" for step in ("cleanup", "insert", "replace", "stage")
+        ]
+
+
+class TestQueryPolars:
+    def test_types_follow_clickhouse(self, ch_client):
+        """Column names and polars types come from ClickHouse's column types, even with no rows."""
+        sql = (
+            "SELECT toDate('2024-07-05') AS d, toUInt64(3) AS n, CAST(NULL AS Nullable(Float64)) "
+            "AS f, 'x' AS s, toDateTime('2024-07-05 09:15:00') AS t"
+        )
+        schema = {
+            "d": pl.Date,
+            "n": pl.UInt64,
+            "f": pl.Float64,
+            "s": pl.String,
+            "t": pl.Datetime("us"),
+        }
+        df = query_polars(ch_client, sql)
+        assert df.schema == pl.Schema(schema)
+        assert df.row(0) == (DAY, 3, None, "x", dt.datetime(2024, 7, 5, 9, 15))
+        empty = query_polars(ch_client, sql + " WHERE 0")
+        assert empty.height == 0 and empty.schema == pl.Schema(schema)
