@@ -19,43 +19,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Asset, CronTriggerTimetable, Param, dag, task
+from airflow.sdk import CronTriggerTimetable, dag
+from nse_eod import DEFAULT_ARGS, dataset_chain, trade_date_param
 
 DATASETS = ("cm_bhavcopy", "cm_delivery")
-#: Published when a date's rows are in ClickHouse, for downstream DAGs to schedule on.
-ASSETS = {name: Asset(name=f"nse_{name}", uri=f"clickhouse://nse/{name}") for name in DATASETS}
 SCHEDULE = CronTriggerTimetable("30 18 * * 1-5", timezone="Asia/Kolkata")
-DEFAULT_ARGS = {
-    "owner": "nse-data",
-    "retries": 3,
-    "retry_delay": dt.timedelta(minutes=2),
-    "retry_exponential_backoff": 2.0,
-    "max_retry_delay": dt.timedelta(minutes=30),
-}
-
-
-@task(pool="nse_archives")
-def fetch(dataset: str, **context) -> dict:
-    """Fetch the day's file into bronze; skipped when NSE has not published it."""
-    import nse_tasks
-
-    return nse_tasks.fetch(dataset, nse_tasks.trade_date(context))
-
-
-@task
-def parse(dataset: str, fetched: dict, **context) -> dict:
-    """Parse the bronze file into a silver partition."""
-    import nse_tasks
-
-    return nse_tasks.parse(dataset, nse_tasks.trade_date(context))
-
-
-@task
-def load(dataset: str, parsed: dict, **context) -> dict:
-    """Replace the date's rows in ClickHouse with the silver partition."""
-    import nse_tasks
-
-    return nse_tasks.load(dataset, nse_tasks.trade_date(context))
 
 
 @dag(
@@ -67,20 +35,11 @@ def load(dataset: str, parsed: dict, **context) -> dict:
     default_args=DEFAULT_ARGS,
     doc_md=__doc__,
     tags=["nse", "equity", "end-of-day"],
-    params={
-        "trade_date": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            description="Trade date to load (YYYY-MM-DD); empty means the run's own date.",
-        )
-    },
+    params={"trade_date": trade_date_param()},
 )
 def nse_cm_bhavcopy():
     for name in DATASETS:
-        fetched = fetch.override(task_id=f"fetch_{name}")(dataset=name)
-        parsed = parse.override(task_id=f"parse_{name}")(dataset=name, fetched=fetched)
-        load.override(task_id=f"load_{name}", outlets=[ASSETS[name]])(dataset=name, parsed=parsed)
+        dataset_chain(name)
 
 
 nse_cm_bhavcopy()

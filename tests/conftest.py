@@ -15,7 +15,9 @@ SAMPLES = PROJECT_ROOT.parent / "shared" / "nse-samples"
 
 # Airflow reads its configuration when first imported, so the test instance is set up here,
 # before any test module imports it: its own home and SQLite database under .local/.
-AIRFLOW_TEST_HOME = PROJECT_ROOT / ".local" / "airflow-test"
+AIRFLOW_TEST_HOME = Path(
+    os.environ.get("NSE_TEST_AIRFLOW_HOME") or PROJECT_ROOT / ".local" / "airflow-test"
+)
 os.environ.update(
     {
         "AIRFLOW_HOME": str(AIRFLOW_TEST_HOME),
