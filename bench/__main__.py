@@ -1,8 +1,8 @@
 """Run every benchmark and print one line each: ours, the baseline, and ours / baseline.
 
-    python -m bench              all benchmarks (ClickHouse from CLICKHOUSE_HOST/PORT, default
-                                 127.0.0.1:19000 as `make bench` starts it)
-    python -m bench parse fetch  a subset
+python -m bench              all benchmarks (ClickHouse from CLICKHOUSE_HOST/PORT, default
+                             127.0.0.1:19000 as `make bench` starts it)
+python -m bench parse fetch  a subset
 """
 
 from __future__ import annotations
@@ -63,9 +63,9 @@ def bench_parse(root: Path) -> None:
     for label, (raw, name) in _files(root).items():
         dataset = sources.get(label.split()[0])
         rows = dataset.parse(raw, name).height
-        ours = best_of(lambda: dataset.parse(raw, name))
+        ours = best_of(lambda d=dataset, r=raw, n=name: d.parse(r, n))
         baseline = best_of(
-            lambda: pl.read_csv(_csv.csv_bytes(raw, name), infer_schema=False)
+            lambda r=raw, n=name: pl.read_csv(_csv.csv_bytes(r, n), infer_schema=False)
         )
         report(f"parse {label}", ours, baseline, "unzip + polars read_csv (str)", f"{rows} rows")
 

@@ -76,7 +76,9 @@ start_bg standin "$PY" -m include.nse standin --root "$state/nse" --port "$STAND
 wait_http "http://127.0.0.1:$STANDIN_PORT/" "the stand-in" 20 || true
 
 say "Airflow ($AIRFLOW_HOME)"
-"$AIRFLOW" db migrate >"$state/logs/db-migrate.log" 2>&1
+# A fresh metadata database each time: a run interrupted half-way leaves no backfill behind to
+# block this one. The lake and ClickHouse keep their data; reloading a day replaces it.
+"$AIRFLOW" db reset --yes >"$state/logs/db-reset.log" 2>&1
 "$PY" scripts/apply_airflow_settings.py airflow_settings.yaml >"$state/logs/airflow-settings.log"
 "$AIRFLOW" dags reserialize >"$state/logs/reserialize.log" 2>&1
 start_bg api-server "$AIRFLOW" api-server
@@ -85,7 +87,12 @@ start_bg dag-processor "$AIRFLOW" dag-processor
 wait_http "http://127.0.0.1:$AIRFLOW__API__PORT/api/v2/monitor/health" "the Airflow api-server" 120
 
 say "Backfill $DAG from $FROM to $TO"
-"$AIRFLOW" backfill create --dag-id "$DAG" --from-date "$FROM" --to-date "$TO" \
+# Backfill runs wait while their DAG is paused. Unpausing also lets the scheduler create the
+# run for the latest trading day, which skips: the stand-in has no file for it.
+"$AIRFLOW" dags unpause "$DAG" >/dev/null
+# The range is in Mumbai's calendar days, both ends included.
+"$AIRFLOW" backfill create --dag-id "$DAG" \
+  --from-date "${FROM}T00:00:00+05:30" --to-date "${TO}T23:59:59+05:30" \
   --reprocess-behavior completed --max-active-runs 4 >"$state/logs/backfill.log" 2>&1
 tail -n 3 "$state/logs/backfill.log"
 "$PY" scripts/wait_for_runs.py "$DAG" --from "$FROM" --to "$TO" --timeout 900

@@ -138,11 +138,15 @@ def price(text: str) -> Decimal:
     return Decimal(text)
 
 
+#: The equity datasets this file checks; other datasets' files have their own tests.
+CM_DATASETS = ["cm_bhavcopy", "cm_delivery"]
+
+
 # ---- fixtures ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def nse_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("nse")
-    generate(FIRST, LAST, root, symbols=SIZE, holidays={HOLIDAY})
+    generate(FIRST, LAST, root, symbols=SIZE, holidays={HOLIDAY}, datasets=CM_DATASETS)
     return root
 
 
@@ -150,7 +154,7 @@ def nse_root(tmp_path_factory) -> Path:
 def full_day(tmp_path_factory) -> Path:
     """One day at the default size, for the numbers that depend on it."""
     root = tmp_path_factory.mktemp("full")
-    generate(dt.date(2024, 7, 5), dt.date(2024, 7, 5), root)
+    generate(dt.date(2024, 7, 5), dt.date(2024, 7, 5), root, datasets=CM_DATASETS)
     return root
 
 
@@ -177,7 +181,7 @@ class TestLayout:
     def test_first_half_of_2024_has_both_formats_with_the_same_rows(self, tmp_path):
         """NSE back-filled UDiFF to 2024-01-01: both files exist and agree there."""
         day = dt.date(2024, 1, 1)
-        report = generate(dt.date(2023, 12, 29), day, tmp_path, symbols=120)
+        report = generate(dt.date(2023, 12, 29), day, tmp_path, symbols=120, datasets=CM_DATASETS)
         assert report.files == {"cm_bhavcopy": 3, "cm_delivery": 2}
         assert legacy_path(tmp_path, dt.date(2023, 12, 29)).exists()
         assert not udiff_path(tmp_path, dt.date(2023, 12, 29)).exists()
@@ -187,13 +191,18 @@ class TestLayout:
 class TestDeterminism:
     def test_same_seed_same_bytes(self, nse_root, tmp_path):
         """A rerun with the same arguments writes identical bytes."""
-        generate(FIRST, LAST, tmp_path, symbols=SIZE, holidays={HOLIDAY})
+        generate(FIRST, LAST, tmp_path, symbols=SIZE, holidays={HOLIDAY}, datasets=CM_DATASETS)
         assert files_under(tmp_path) == files_under(nse_root)
 
     def test_a_day_does_not_depend_on_the_range(self, nse_root, tmp_path):
         """Generating part of the range reproduces that part: the walk starts at a fixed day."""
         generate(
-            dt.date(2024, 7, 8), dt.date(2024, 7, 9), tmp_path, symbols=SIZE, holidays={HOLIDAY}
+            dt.date(2024, 7, 8),
+            dt.date(2024, 7, 9),
+            tmp_path,
+            symbols=SIZE,
+            holidays={HOLIDAY},
+            datasets=CM_DATASETS,
         )
         part = files_under(tmp_path)
         assert len(part) == 4

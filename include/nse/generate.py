@@ -34,6 +34,8 @@ from typing import NamedTuple
 import click
 import numpy as np
 
+from include.nse.generate_fo import write_fo_bhavcopy
+
 #: First day of the walk. NSE's legacy bhavcopy gained TOTALTRADES and ISIN around 2011;
 #: earlier files had another layout, which is not generated.
 EPOCH = dt.date(2011, 1, 3)
@@ -669,6 +671,7 @@ def write_cm_delivery(session: Session, out: Path) -> list[Written]:
 WRITERS: dict[str, Callable[[Session, Path], list[Written]]] = {
     "cm_bhavcopy": write_cm_bhavcopy,
     "cm_delivery": write_cm_delivery,
+    "fo_bhavcopy": write_fo_bhavcopy,
 }
 
 

@@ -10,6 +10,7 @@ from include.nse.sources.base import Column, Dataset
 _MODULES = {
     "cm_bhavcopy": "include.nse.sources.cm_bhavcopy",
     "cm_delivery": "include.nse.sources.cm_delivery",
+    "fo_bhavcopy": "include.nse.sources.fo_bhavcopy",
 }
 
 

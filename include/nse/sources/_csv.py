@@ -37,6 +37,33 @@ def month_code(day: dt.date) -> str:
     return _MONTHS[day.month - 1]
 
 
+#: Last day of the legacy bhavcopies (CM and F&O). UDiFF ones followed from 2024-07-08, and NSE
+#: back-filled them to UDIFF_FIRST_DAY.
+LEGACY_LAST_DAY = dt.date(2024, 7, 5)
+UDIFF_FIRST_DAY = dt.date(2024, 1, 1)
+
+
+def bhavcopy_paths(trade_date: dt.date, segment: str, legacy_folder: str) -> list[str]:
+    """Archive paths of a segment's bhavcopy ("CM" under EQUITIES, "FO" under DERIVATIVES).
+
+    Legacy first where both exist (2024-01-01 to 2024-07-05): it is what NSE published on the
+    day, like every earlier date; the UDiFF file for those dates is a later back-fill.
+    """
+    code = segment.lower()
+    paths = []
+    if trade_date <= LEGACY_LAST_DAY:
+        month = month_code(trade_date)
+        paths.append(
+            f"/content/historical/{legacy_folder}/{trade_date:%Y}/{month}/"
+            f"{code}{trade_date:%d}{month}{trade_date:%Y}bhav.csv.zip"
+        )
+    if trade_date >= UDIFF_FIRST_DAY:
+        paths.append(
+            f"/content/{code}/BhavCopy_NSE_{segment}_0_0_0_{trade_date:%Y%m%d}_F_0000.csv.zip"
+        )
+    return paths
+
+
 def csv_bytes(raw: bytes, file_name: str) -> bytes:
     """The CSV in `raw`: the one CSV member of a ZIP, or `raw` itself; without a BOM.
 
@@ -248,3 +275,35 @@ def single_date(frame: pl.DataFrame, file_name: str, column: str, *, file_column
             column=file_column,
         )
     return first
+
+
+def refuse_rows(
+    frame: pl.DataFrame, file_name: str, bad: pl.Series, *, column: str, shown: str, expected: str
+) -> None:
+    """Raise at the first row where `bad` is true, naming its line, the file's `column`, and
+    the row's value in the frame's `shown` column."""
+    if bad.any():
+        row = bad.arg_true()[0]
+        raise ParseError(
+            file_name,
+            f"expected {expected}, found {frame[shown][row]!r}",
+            line=frame[LINE][row],
+            column=column,
+        )
+
+
+def require_unique(frame: pl.DataFrame, file_name: str, key: Iterable[str]) -> None:
+    """Refuse two rows with one key value (nulls equal): loading both would double-count."""
+    key = list(key)
+    repeated = (
+        frame.filter(pl.struct(key).is_duplicated())
+        .group_by(key, maintain_order=True)
+        .agg(pl.col(LINE).sort())
+    )
+    if repeated.height:
+        first, again = repeated[LINE][0][:2]
+        raise ParseError(
+            file_name,
+            f"expected one row per ({', '.join(key)}), found the key of line {first} again",
+            line=again,
+        )

@@ -14,16 +14,13 @@ import polars as pl
 from include.nse.errors import ParseError
 from include.nse.sources._csv import (
     LINE,
-    month_code,
+    bhavcopy_paths,
     read_csv,
     require_value,
     single_date,
     to_silver,
 )
 from include.nse.sources.base import Column, Dataset
-
-LEGACY_LAST_DAY = dt.date(2024, 7, 5)
-UDIFF_FIRST_DAY = dt.date(2024, 1, 1)
 
 COLUMNS = (
     Column("trade_date", pl.Date, "Date", "Trading day the prices are for."),
@@ -81,18 +78,7 @@ _UDIFF = {
 
 
 def remote_paths(trade_date: dt.date) -> list[str]:
-    """Legacy first where both exist (2024-01-01 to 2024-07-05): it is what NSE published on
-    the day, like every earlier date; the UDiFF file for those dates is a later back-fill."""
-    paths = []
-    if trade_date <= LEGACY_LAST_DAY:
-        month = month_code(trade_date)
-        paths.append(
-            f"/content/historical/EQUITIES/{trade_date:%Y}/{month}/"
-            f"cm{trade_date:%d}{month}{trade_date:%Y}bhav.csv.zip"
-        )
-    if trade_date >= UDIFF_FIRST_DAY:
-        paths.append(f"/content/cm/BhavCopy_NSE_CM_0_0_0_{trade_date:%Y%m%d}_F_0000.csv.zip")
-    return paths
+    return bhavcopy_paths(trade_date, "CM", "EQUITIES")
 
 
 def parse(raw: bytes, file_name: str) -> pl.DataFrame:
