@@ -10,8 +10,10 @@ one trade date:
 3. **load** the partition into ClickHouse (`nse.cm_bhavcopy`, `nse.cm_delivery`), replacing
    that date's rows, so reruns and backfills never duplicate.
 
-A date NSE has not published yet (a holiday, or too early) skips the run with the reason in the
-fetch task's log. Trigger with a `trade_date` to reload a day; load history with
+Runs at 18:30 Asia/Kolkata on NSE's equity (CM) trading days only: no runs on holidays, and runs
+on weekend sessions such as Budget Saturdays (the `TradingDayTimetable`). A date NSE has not
+published yet skips the run with the reason in the fetch task's log. Trigger with a
+`trade_date` to reload a day; load history with
 `airflow backfill create --dag-id nse_cm_bhavcopy --from-date ... --to-date ...`.
 """
 
@@ -19,11 +21,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import CronTriggerTimetable, dag
+from airflow.sdk import dag
+from nse_alerts import SlackFailureAlert
 from nse_eod import DEFAULT_ARGS, dataset_chain, trade_date_param
+from nse_timetable import TradingDayTimetable
 
 DATASETS = ("cm_bhavcopy", "cm_delivery")
-SCHEDULE = CronTriggerTimetable("30 18 * * 1-5", timezone="Asia/Kolkata")
+SCHEDULE = TradingDayTimetable(at=dt.time(18, 30), segment="CM", timezone="Asia/Kolkata")
 
 
 @dag(
@@ -33,6 +37,7 @@ SCHEDULE = CronTriggerTimetable("30 18 * * 1-5", timezone="Asia/Kolkata")
     catchup=False,
     max_active_runs=4,
     default_args=DEFAULT_ARGS,
+    on_failure_callback=SlackFailureAlert(),
     doc_md=__doc__,
     tags=["nse", "equity", "end-of-day"],
     params={"trade_date": trade_date_param()},

@@ -12,9 +12,10 @@ stock future and option contract's prices, contracts traded, turnover and open i
 3. **load** the partition into ClickHouse (`nse.fo_bhavcopy`), replacing that date's rows, so
    reruns and backfills never duplicate.
 
-Runs at 19:00 Asia/Kolkata on weekdays, after NSE publishes the F&O file. A date NSE has not
-published (a holiday, or too early) skips the run with the reason in the fetch task's log.
-Trigger with a `trade_date` to reload a day; load history with
+Runs at 19:00 Asia/Kolkata on NSE's F&O trading days only, after NSE publishes the file: no
+runs on holidays, and runs on weekend sessions such as Budget Saturdays (the
+`TradingDayTimetable`). A date NSE has not published yet skips the run with the reason in the
+fetch task's log. Trigger with a `trade_date` to reload a day; load history with
 `airflow backfill create --dag-id nse_fo_bhavcopy --from-date ... --to-date ...`.
 """
 
@@ -22,11 +23,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import CronTriggerTimetable, dag
+from airflow.sdk import dag
+from nse_alerts import SlackFailureAlert
 from nse_eod import DEFAULT_ARGS, dataset_chain, trade_date_param
+from nse_timetable import TradingDayTimetable
 
 DATASET = "fo_bhavcopy"
-SCHEDULE = CronTriggerTimetable("0 19 * * 1-5", timezone="Asia/Kolkata")
+SCHEDULE = TradingDayTimetable(at=dt.time(19, 0), segment="FO", timezone="Asia/Kolkata")
 
 
 @dag(
@@ -36,6 +39,7 @@ SCHEDULE = CronTriggerTimetable("0 19 * * 1-5", timezone="Asia/Kolkata")
     catchup=False,
     max_active_runs=4,
     default_args=DEFAULT_ARGS,
+    on_failure_callback=SlackFailureAlert(),
     doc_md=__doc__,
     tags=["nse", "derivatives", "end-of-day"],
     params={"trade_date": trade_date_param()},

@@ -66,7 +66,8 @@ def test_a_day_lands_once_in_clickhouse(dag, dag_env, nse_root, ch_client):
         assert _state(run) == "success"
     states = _task_states(dag.dag_id, run.run_id)
     assert states == dict.fromkeys(
-        ["fetch_fo_bhavcopy", "parse_fo_bhavcopy", "load_fo_bhavcopy"], "success"
+        ["fetch_fo_bhavcopy", "parse_fo_bhavcopy", "validate_fo_bhavcopy", "load_fo_bhavcopy"],
+        "success",
     )
     db = dag_env["database"]
     count, contracts, futures, source = ch_client.execute(

@@ -42,13 +42,29 @@ def test_every_dag_follows_conventions(dagbag):
 
 
 def test_cm_bhavcopy_shape(dagbag):
-    """fetch -> parse -> load for both equity datasets, loads publishing assets."""
+    """fetch -> parse -> validate -> load for both equity datasets, loads publishing assets."""
     dag = dagbag.dags["nse_cm_bhavcopy"]
     for name in ("cm_bhavcopy", "cm_delivery"):
         assert dag.get_task(f"fetch_{name}").downstream_task_ids == {f"parse_{name}"}
-        assert dag.get_task(f"parse_{name}").downstream_task_ids == {f"load_{name}"}
+        assert dag.get_task(f"parse_{name}").downstream_task_ids == {f"validate_{name}"}
+        assert dag.get_task(f"validate_{name}").downstream_task_ids == {f"load_{name}"}
         assert [o.name for o in dag.get_task(f"load_{name}").outlets] == [f"nse_{name}"]
     assert "trade_date" in dag.params
+
+
+def test_every_dag_alerts_on_failure(dagbag):
+    """Every task alerts on its final failure, and every DAG on a failed run (Slack)."""
+
+    # By name: Airflow's plugin manager imports `plugins/` modules again, so the class object
+    # the DAGs hold need not be the one this test would import.
+    def alerts(callbacks) -> bool:
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        return any(type(c).__name__ == "SlackFailureAlert" for c in callbacks)
+
+    for dag_id, dag in dagbag.dags.items():
+        assert alerts(dag.on_failure_callback), dag_id
+        for task in dag.tasks:
+            assert alerts(task.on_failure_callback), (dag_id, task.task_id)
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)

@@ -6,6 +6,7 @@
     python -m include.nse warehouse migrate
     python -m include.nse generate --from 2024-07-01 --to 2024-07-31 --out /tmp/nse
     python -m include.nse standin --root /tmp/nse --port 8765
+    python -m include.nse chart option-chain --underlying NIFTY
 
 Every command prints one JSON line per result on stdout. Bad input exits with status 1 and a
 message on stderr that names the file, line or column.
@@ -180,6 +181,28 @@ def migrate(database: str | None) -> None:
     finally:
         ch.disconnect()
     _emit({"database": database or _database(), "applied": applied})
+
+
+@cli.group(name="chart")
+def chart_group() -> None:
+    """Pictures drawn from the lake into its gold layer."""
+
+
+@chart_group.command(name="option-chain")
+@click.option("--underlying", required=True, help="Index or stock, e.g. NIFTY.")
+@click.option("--date", "trade_date", callback=_date, help="Trade date (default: latest held).")
+@click.option("--expiry", callback=_date, help="Expiry, YYYY-MM-DD (default: the nearest).")
+def chart_option_chain(underlying: str, trade_date: dt.date | None, expiry: dt.date | None) -> None:
+    """Open interest by strike of the latest snapshot of UNDERLYING, as a PNG in gold."""
+    from include.nse.lake import Lake
+    from include.nse.option_chain import chart_latest
+
+    lake = Lake(Settings.from_env().lake_root)
+    try:
+        path = chart_latest(lake, underlying, trade_date, expiry)
+    except FileNotFoundError as e:
+        raise click.ClickException(str(e)) from None
+    _emit({"underlying": underlying, "path": str(path)})
 
 
 def _register_tools() -> None:

@@ -19,6 +19,17 @@ class NotPublished(NSEError):
         self.reason = reason
 
 
+class InHistory(NSEError):
+    """An archive file that only ever holds NSE's latest day (today's `bulk.csv`) has moved past
+    the trade date: that date is history now, served by NSE's API.
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: moved past the trade date ({reason})")
+        self.url = url
+        self.reason = reason
+
+
 class FetchError(NSEError):
     """A request failed after every retry (network errors, 5xx, throttling)."""
 
@@ -40,6 +51,14 @@ class ParseError(NSEError):
         if column is not None:
             where += f", column {column!r}"
         super().__init__(f"{where}: {message}")
+        self.message = message
         self.file_name = file_name
         self.line = line
         self.column = column
+
+
+class QualityError(NSEError):
+    """A silver partition failed a critical expectation; it is not loaded.
+
+    Not retried: the same bytes fail the same way. Bronze and silver stay for inspection.
+    """

@@ -34,7 +34,10 @@ from typing import NamedTuple
 import click
 import numpy as np
 
+from include.nse.generate_deals import write_block_deals, write_bulk_deals
 from include.nse.generate_fo import write_fo_bhavcopy
+from include.nse.generate_holidays import write_holidays
+from include.nse.generate_indices import write_index_constituents
 
 #: First day of the walk. NSE's legacy bhavcopy gained TOTALTRADES and ISIN around 2011;
 #: earlier files had another layout, which is not generated.
@@ -437,6 +440,8 @@ class Session:
     trade_date: dt.date
     seed: int
     quotes: list[Quote]
+    #: Every listed security, traded today or not (index lists name members that did not trade).
+    universe: Universe
 
 
 def _to_tick(price: np.ndarray, day: dt.date, paisa_tick: np.ndarray, how=np.rint) -> np.ndarray:
@@ -530,7 +535,7 @@ def _session(
             strict=True,
         )
     ]
-    return Session(day, seed, quotes)
+    return Session(day, seed, quotes, u)
 
 
 # ---- number and date formats ------------------------------------------------------------------
@@ -672,6 +677,10 @@ WRITERS: dict[str, Callable[[Session, Path], list[Written]]] = {
     "cm_bhavcopy": write_cm_bhavcopy,
     "cm_delivery": write_cm_delivery,
     "fo_bhavcopy": write_fo_bhavcopy,
+    "bulk_deals": write_bulk_deals,
+    "block_deals": write_block_deals,
+    "index_constituents": write_index_constituents,
+    "holidays": write_holidays,
 }
 
 

@@ -7,6 +7,10 @@ Layout under one root (a local path):
     silver/<dataset>/trade_date=YYYY-MM-DD/part-0.parquet
     gold/<dataset>/...
 
+Datasets fetched many times a day per underlying (option chains) add an `underlying=X` level
+below the date, each with its own manifest, and grow their silver partitions file by file
+(`write_part`) instead of replacing them.
+
 Bronze is append-only: a re-fetch with identical bytes only adds a manifest entry; one with
 different bytes keeps the earlier file under `_superseded/`. Silver partitions are written to a
 temporary directory and renamed into place, so readers never see half a partition and a rerun
@@ -65,11 +69,18 @@ class Lake:
         self.root = Path(root)
 
     # ---- paths -------------------------------------------------------------------------------
-    def partition(self, layer: str, dataset: str, trade_date: dt.date) -> Path:
-        return self.root / layer / dataset / f"trade_date={trade_date.isoformat()}"
+    def partition(
+        self, layer: str, dataset: str, trade_date: dt.date, underlying: str | None = None
+    ) -> Path:
+        path = self.root / layer / dataset / f"trade_date={trade_date.isoformat()}"
+        if underlying is None:
+            return path
+        if "/" in underlying or underlying.startswith((".", "_")) or not underlying:
+            raise ValueError(f"unsafe underlying {underlying!r} for a lake path")
+        return path / f"underlying={underlying}"
 
-    def bronze_dir(self, dataset: str, trade_date: dt.date) -> Path:
-        return self.partition("bronze", dataset, trade_date)
+    def bronze_dir(self, dataset: str, trade_date: dt.date, underlying: str | None = None) -> Path:
+        return self.partition("bronze", dataset, trade_date, underlying)
 
     def silver_dir(self, dataset: str, trade_date: dt.date) -> Path:
         return self.partition("silver", dataset, trade_date)
@@ -89,12 +100,13 @@ class Lake:
         status: int = 200,
         content_type: str = "",
         fetched_at: dt.datetime | None = None,
+        underlying: str | None = None,
     ) -> BronzeRecord:
         """Keep raw bytes exactly as served and record the fetch in the partition's manifest."""
         if "/" in file_name or file_name.startswith((".", "_")):
             raise ValueError(f"unsafe bronze file name {file_name!r}")
         fetched_at = fetched_at or dt.datetime.now(dt.UTC)
-        directory = self.bronze_dir(dataset, trade_date)
+        directory = self.bronze_dir(dataset, trade_date, underlying)
         path = directory / file_name
         digest = sha256_bytes(content)
         if path.exists():
@@ -118,15 +130,17 @@ class Lake:
             sha256=digest,
             fetched_at=fetched_at.isoformat(),
         )
-        manifest = self.bronze_manifest(dataset, trade_date)
+        manifest = self.bronze_manifest(dataset, trade_date, underlying)
         manifest.append(record.to_dict())
         _atomic_write_bytes(
             directory / "_manifest.json", json.dumps(manifest, indent=2).encode() + b"\n"
         )
         return record
 
-    def bronze_manifest(self, dataset: str, trade_date: dt.date) -> list[dict]:
-        path = self.bronze_dir(dataset, trade_date) / "_manifest.json"
+    def bronze_manifest(
+        self, dataset: str, trade_date: dt.date, underlying: str | None = None
+    ) -> list[dict]:
+        path = self.bronze_dir(dataset, trade_date, underlying) / "_manifest.json"
         return json.loads(path.read_text()) if path.exists() else []
 
     def latest_bronze(self, dataset: str, trade_date: dt.date) -> BronzeRecord:
@@ -159,6 +173,29 @@ class Lake:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return target / "part-0.parquet"
+
+    def write_part(
+        self,
+        layer: str,
+        dataset: str,
+        trade_date: dt.date,
+        underlying: str,
+        name: str,
+        df: pl.DataFrame,
+    ) -> Path:
+        """Add (or replace) one named Parquet file of a partition that grows over the day."""
+        if "/" in name or name.startswith((".", "_")) or not name.endswith(".parquet"):
+            raise ValueError(f"unsafe part name {name!r}")
+        path = self.partition(layer, dataset, trade_date, underlying) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{name}.{uuid.uuid4().hex}.tmp")
+        try:
+            df.write_parquet(tmp, compression="zstd", statistics=True)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return path
 
     def read_silver(self, dataset: str, trade_date: dt.date) -> pl.DataFrame:
         return pl.read_parquet(self.silver_path(dataset, trade_date))

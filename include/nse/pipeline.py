@@ -8,23 +8,54 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from email.utils import parsedate_to_datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
 from include.nse import warehouse
-from include.nse.client import NSEClient
-from include.nse.errors import NotPublished, ParseError
+from include.nse.client import Fetched, NSEClient
+from include.nse.errors import InHistory, NotPublished, ParseError
 from include.nse.lake import Lake, sha256_bytes
 from include.nse.sources import Dataset
 
+IST = ZoneInfo("Asia/Kolkata")
 
-def fetch_to_bronze(client: NSEClient, lake: Lake, dataset: Dataset, trade_date: dt.date) -> dict:
+
+def fetch_to_bronze(
+    client: NSEClient, lake: Lake, dataset: Dataset, trade_date: dt.date, *, history: bool = True
+) -> dict:
     """Fetch the first published candidate file for the date and keep its bytes in bronze.
 
-    Raises NotPublished when no candidate is published yet.
+    Raises NotPublished when no candidate is published yet. A dataset whose archive file only
+    holds the latest day (`Dataset.file_date`) is fetched from NSE's API for a date that file has
+    moved past; with `history=False` that raises InHistory instead, for a caller that calls the
+    API on its own terms (Airflow does, in the API's pool).
     """
     started = time.monotonic()
+    try:
+        response = _from_archive(client, dataset, trade_date)
+    except InHistory:
+        if not history:
+            raise
+        return fetch_history_to_bronze(client, lake, dataset, trade_date)
+    return _keep(lake, dataset, trade_date, response, response.file_name, started)
+
+
+def fetch_history_to_bronze(
+    client: NSEClient, lake: Lake, dataset: Dataset, trade_date: dt.date
+) -> dict:
+    """Fetch a past date's rows from NSE's API (`Dataset.history`) and keep them in bronze."""
+    if dataset.history is None:
+        raise ValueError(f"{dataset.name} has no API request for past dates")
+    started = time.monotonic()
+    path, params = dataset.history(trade_date)
+    response = client.get_api(path, params)
+    return _keep(lake, dataset, trade_date, response, f"{response.file_name}.json", started)
+
+
+def _from_archive(client: NSEClient, dataset: Dataset, trade_date: dt.date) -> Fetched:
     reasons = []
     for path in dataset.remote_paths(trade_date):
         try:
@@ -32,29 +63,62 @@ def fetch_to_bronze(client: NSEClient, lake: Lake, dataset: Dataset, trade_date:
         except NotPublished as e:
             reasons.append(f"{e.url} ({e.reason})")
             continue
-        record = lake.write_bronze(
-            dataset.name,
-            trade_date,
-            response.file_name,
-            response.content,
-            url=response.url,
-            status=response.status,
-            content_type=response.content_type,
-            fetched_at=response.fetched_at,
-        )
-        return {
-            "dataset": dataset.name,
-            "trade_date": trade_date.isoformat(),
-            "path": record.path,
-            "url": record.url,
-            "sha256": record.sha256,
-            "bytes": record.size,
-            "attempts": response.attempts,
-            "seconds": round(time.monotonic() - started, 3),
-        }
+        if dataset.file_date is not None:
+            _check_holds(dataset, response, trade_date)
+        return response
     raise NotPublished(
         "; ".join(reasons) or dataset.name, f"{dataset.name} for {trade_date} is not published"
     )
+
+
+def _check_holds(dataset: Dataset, response: Fetched, trade_date: dt.date) -> None:
+    """A file holding only the latest day must hold the trade date.
+
+    An earlier day means NSE has not published the date yet; a later one, that the date is
+    history. A file whose rows carry no date (a day without deals) is dated by its
+    Last-Modified day in Mumbai, and taken for history when it has none.
+    """
+    held = dataset.file_date(response.content, response.file_name) or _published_on(response)
+    if held == trade_date:
+        return
+    if held is not None and held < trade_date:
+        raise NotPublished(response.url, f"it still holds {held}")
+    raise InHistory(response.url, f"it holds {held or 'a day it does not name'}")
+
+
+def _published_on(response: Fetched) -> dt.date | None:
+    stamp = response.headers.get("last-modified")
+    return parsedate_to_datetime(stamp).astimezone(IST).date() if stamp else None
+
+
+def _keep(
+    lake: Lake,
+    dataset: Dataset,
+    trade_date: dt.date,
+    response: Fetched,
+    file_name: str,
+    started: float,
+) -> dict:
+    record = lake.write_bronze(
+        dataset.name,
+        trade_date,
+        file_name,
+        response.content,
+        url=response.url,
+        status=response.status,
+        content_type=response.content_type,
+        fetched_at=response.fetched_at,
+    )
+    return {
+        "dataset": dataset.name,
+        "trade_date": trade_date.isoformat(),
+        "path": record.path,
+        "url": record.url,
+        "sha256": record.sha256,
+        "bytes": record.size,
+        "attempts": response.attempts,
+        "seconds": round(time.monotonic() - started, 3),
+    }
 
 
 def parse_file(dataset: Dataset, path: Path, trade_date: dt.date | None = None) -> pl.DataFrame:

@@ -223,33 +223,7 @@ def load_partition(
     trade_date = _as_date(trade_date)
     df = conform_for_load(dataset, trade_date, df)
     table = f"{identifier(database)}.{identifier(dataset.table)}"
-    partition = {"trade_date": trade_date}
-
-    def query_id(step: str) -> str | None:
-        return f"{query_id_prefix}.{step}" if query_id_prefix else None
-
-    if df.is_empty():
-        # REPLACE PARTITION from an empty stage empties the date on 18.16 but is refused by
-        # current releases (allow_replace_partition_from_empty_source); DROP works on both.
-        client.execute(
-            f"ALTER TABLE {table} DROP PARTITION %(trade_date)s",
-            partition,
-            query_id=query_id("drop"),
-        )
-    else:
-        stage = f"{table}__stage_{uuid.uuid4().hex[:12]}"
-        client.execute(f"CREATE TABLE {stage} AS {table}", query_id=query_id("stage"))
-        try:
-            insert_columns(client, stage, df, query_id=query_id("insert"))
-            client.execute(
-                f"ALTER TABLE {table} REPLACE PARTITION %(trade_date)s FROM {stage}",
-                partition,
-                query_id=query_id("replace"),
-            )
-        except BaseException:
-            _drop_stage_quietly(client, stage)
-            raise
-        client.execute(f"DROP TABLE IF EXISTS {stage}", query_id=query_id("cleanup"))
+    replace_partition(client, table, trade_date, df, query_id_prefix=query_id_prefix)
     stats = {
         "table": table,
         "trade_date": trade_date.isoformat(),
@@ -258,6 +232,48 @@ def load_partition(
     }
     log.info("loaded %(rows)s rows into %(table)s for %(trade_date)s in %(seconds)ss", stats)
     return stats
+
+
+def replace_partition(
+    client: Client,
+    table: str,
+    partition: Any,
+    df: pl.DataFrame,
+    *,
+    query_id_prefix: str | None = None,
+) -> None:
+    """Make `df` the whole content of one partition of `table` (`database.name`).
+
+    `partition` is the value of the table's partition key (a trade date, or a year for tables
+    partitioned by `toYear(date)`); `df` must hold only rows of that partition.
+    """
+
+    def query_id(step: str) -> str | None:
+        return f"{query_id_prefix}.{step}" if query_id_prefix else None
+
+    table = qualified_name(table)
+    if df.is_empty():
+        # REPLACE PARTITION from an empty stage empties the date on 18.16 but is refused by
+        # current releases (allow_replace_partition_from_empty_source); DROP works on both.
+        client.execute(
+            f"ALTER TABLE {table} DROP PARTITION %(partition)s",
+            {"partition": partition},
+            query_id=query_id("drop"),
+        )
+        return
+    stage = f"{table}__stage_{uuid.uuid4().hex[:12]}"
+    client.execute(f"CREATE TABLE {stage} AS {table}", query_id=query_id("stage"))
+    try:
+        insert_columns(client, stage, df, query_id=query_id("insert"))
+        client.execute(
+            f"ALTER TABLE {table} REPLACE PARTITION %(partition)s FROM {stage}",
+            {"partition": partition},
+            query_id=query_id("replace"),
+        )
+    except BaseException:
+        _drop_stage_quietly(client, stage)
+        raise
+    client.execute(f"DROP TABLE IF EXISTS {stage}", query_id=query_id("cleanup"))
 
 
 def _drop_stage_quietly(client: Client, stage: str) -> None:

@@ -11,6 +11,11 @@ _MODULES = {
     "cm_bhavcopy": "include.nse.sources.cm_bhavcopy",
     "cm_delivery": "include.nse.sources.cm_delivery",
     "fo_bhavcopy": "include.nse.sources.fo_bhavcopy",
+    "index_constituents": "include.nse.sources.index_constituents",
+    "bulk_deals": "include.nse.sources.bulk_deals",
+    "block_deals": "include.nse.sources.block_deals",
+    "option_chain": "include.nse.sources.option_chain",
+    "holidays": "include.nse.sources.holidays",
 }
 
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from include.nse.sources.checks import Check
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,15 @@ class Dataset:
     expected_kinds: tuple[str, ...] = ("zip", "csv")
     doc: str = ""
     extra: dict = field(default_factory=dict)
+    #: For a file NSE overwrites daily at one path (today's `bulk.csv`): raw bytes and file name
+    #: -> the trade date it holds, None when its rows do not say. None for files named by date.
+    file_date: Callable[[bytes, str], dt.date | None] | None = None
+    #: The API request (path, params) serving one past trade date, for a dataset whose archive
+    #: file only holds the latest day.
+    history: Callable[[dt.date], tuple[str, dict[str, str]]] | None = None
+    #: Expectations on each silver partition (`include/nse/sources/checks.py`), run before the
+    #: load; the key's not-null and uniqueness checks are always added.
+    checks: tuple[Check, ...] = ()
 
     @property
     def schema(self) -> pl.Schema:

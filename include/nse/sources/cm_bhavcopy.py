@@ -21,6 +21,17 @@ from include.nse.sources._csv import (
     to_silver,
 )
 from include.nse.sources.base import Column, Dataset
+from include.nse.sources.checks import (
+    CM_SERIES,
+    ISIN_REGEX,
+    WARNING,
+    matches,
+    non_negative,
+    one_of,
+    positive,
+    price_range,
+    rows_like_previous_day,
+)
 
 COLUMNS = (
     Column("trade_date", pl.Date, "Date", "Trading day the prices are for."),
@@ -76,6 +87,17 @@ _UDIFF = {
     "trades": "TtlNbOfTxsExctd",
 }
 
+#: What a sound day looks like. NSE prints LAST 0 for some thinly traded series (IL, IT, NT), so
+#: the last price is only required to be non-negative.
+CHECKS = (
+    *price_range(),
+    *positive("open", "high", "low", "close", "prev_close"),
+    *non_negative("last_price", "volume", "turnover", "trades"),
+    matches("isin", ISIN_REGEX),
+    one_of("series", CM_SERIES, WARNING),
+    *rows_like_previous_day(),
+)
+
 
 def remote_paths(trade_date: dt.date) -> list[str]:
     return bhavcopy_paths(trade_date, "CM", "EQUITIES")
@@ -116,4 +138,5 @@ DATASET = Dataset(
     remote_paths=remote_paths,
     parse=parse,
     doc=__doc__,
+    checks=CHECKS,
 )

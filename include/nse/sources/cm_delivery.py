@@ -12,6 +12,17 @@ import polars as pl
 
 from include.nse.sources._csv import read_csv, single_date, to_silver
 from include.nse.sources.base import Column, Dataset
+from include.nse.sources.checks import (
+    CM_SERIES,
+    WARNING,
+    at_most,
+    between,
+    non_negative,
+    one_of,
+    positive,
+    price_range,
+    rows_like_previous_day,
+)
 
 #: Rupees in a lakh: the file quotes turnover in lakhs, silver holds rupees.
 LAKH = 100_000
@@ -68,6 +79,19 @@ _SOURCE = {
     "delivery_pct": "DELIV_PER",
 }
 
+#: What a sound day looks like. Turnover can be 0: the file rounds to a thousand rupees.
+CHECKS = (
+    *price_range(),
+    at_most("low", "avg_price"),
+    at_most("avg_price", "high"),
+    *positive("open", "high", "low", "close", "last_price", "avg_price", "prev_close"),
+    *non_negative("volume", "turnover", "trades", "delivery_qty"),
+    at_most("delivery_qty", "volume"),
+    between("delivery_pct", 0, 100),
+    one_of("series", CM_SERIES, WARNING),
+    *rows_like_previous_day(),
+)
+
 
 def remote_paths(trade_date: dt.date) -> list[str]:
     return [f"/products/content/sec_bhavdata_full_{trade_date:%d%m%Y}.csv"]
@@ -90,4 +114,5 @@ DATASET = Dataset(
     parse=parse,
     expected_kinds=("csv",),
     doc=__doc__,
+    checks=CHECKS,
 )

@@ -30,6 +30,15 @@ from include.nse.sources._csv import (
     to_silver,
 )
 from include.nse.sources.base import Column, Dataset
+from include.nse.sources.checks import (
+    WARNING,
+    at_most,
+    non_negative,
+    one_of,
+    positive,
+    price_range,
+    rows_like_previous_day,
+)
 
 #: Rupees in a lakh: legacy quotes turnover in lakhs, silver holds rupees.
 LAKH = 100_000
@@ -183,6 +192,19 @@ _ZERO_IS_NONE = ("open", "high", "low", "settle_price")
 
 KEY = ("trade_date", "instrument", "symbol", "expiry_date", "strike_price", "option_type")
 
+#: What a sound day looks like. A contract's close can fall outside its day's range (NSE's close
+#: for derivatives is not the last trade; seen in real UDiFF files), so that is only a warning.
+CHECKS = (
+    *price_range(close_severity=WARNING),
+    *positive("open", "high", "low", "close", "settle_price", "underlying_price"),
+    *positive("strike_price", "lot_size"),
+    *non_negative("contracts", "open_interest", "turnover", "trades"),
+    at_most("trade_date", "expiry_date"),
+    one_of("instrument", FUTURES + OPTIONS),
+    one_of("option_type", ("CE", "PE")),
+    *rows_like_previous_day(),
+)
+
 
 def remote_paths(trade_date: dt.date) -> list[str]:
     return bhavcopy_paths(trade_date, "FO", "DERIVATIVES")
@@ -275,4 +297,5 @@ DATASET = Dataset(
     remote_paths=remote_paths,
     parse=parse,
     doc=__doc__,
+    checks=CHECKS,
 )

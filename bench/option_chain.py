@@ -1,0 +1,111 @@
+"""One intraday option chain cycle for 200 underlyings served by the stand-in, library time.
+
+python -m bench.option_chain    (ClickHouse from CLICKHOUSE_HOST/PORT, default 127.0.0.1:19000)
+
+Fetch (contract info and every expiry's chain, into bronze), store (parse, stale check, silver),
+load (ClickHouse, gold analytics, ClickHouse) run one after another in this process, as one
+mapped batch would, with the client's rate limit lifted (loopback). The baseline, measured in
+the same run, is a bare httpx GET of the same URLs; the share of the 5-minute interval is for
+the whole cycle done serially (the DAG spreads fetch and store over its batches).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+UNDERLYINGS = 200
+INTERVAL = dt.timedelta(minutes=5)
+
+
+def names(count: int) -> list[str]:
+    from include.nse.option_chain import INDEX_UNDERLYINGS
+
+    return [*INDEX_UNDERLYINGS, *(f"STOCK{i:03d}" for i in range(count - len(INDEX_UNDERLYINGS)))]
+
+
+def bench_option_chain(root: Path) -> None:
+    import httpx
+    from clickhouse_driver import Client
+
+    from include.nse import option_chain, warehouse
+    from include.nse.client import NSEClient
+    from include.nse.config import Settings
+    from include.nse.generate_option_chain import write_option_chains
+    from include.nse.lake import Lake
+    from include.nse.sources.option_chain import IST
+    from include.nse.standin import StandIn
+
+    snapshot = dt.datetime(2024, 7, 5, 11, 0, 3, tzinfo=IST)
+    underlyings = names(UNDERLYINGS)
+    started = time.perf_counter()
+    written = write_option_chains(root / "api_root", underlyings, snapshot)
+    print(
+        f"generated {len(underlyings)} chains: {written['files']} responses, "
+        f"{written['legs']} legs, {written['bytes'] / 1e6:.1f} MB in "
+        f"{time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
+    client_ch = Client(
+        host=os.environ.get("CLICKHOUSE_HOST", "127.0.0.1"),
+        port=int(os.environ.get("CLICKHOUSE_PORT", "19000")),
+        user=os.environ.get("CLICKHOUSE_USER", "default"),
+        password=os.environ.get("CLICKHOUSE_PASSWORD", ""),
+    )
+    database = f"bench_{uuid.uuid4().hex[:8]}"
+    lake = Lake(root / "lake")
+    try:
+        warehouse.migrate(client_ch, database)
+        with StandIn(root / "api_root") as standin:
+            settings = Settings(api_base_url=standin.url, api_rate_per_second=10_000)
+            with NSEClient(settings) as client:
+                t0 = time.perf_counter()
+                fetched = option_chain.fetch_batch(client, lake, underlyings)
+                t1 = time.perf_counter()
+                stored = option_chain.store_batch(lake, fetched)
+                t2 = time.perf_counter()
+                loaded = option_chain.load_parts(client_ch, lake, stored["parts"], database)
+                t3 = time.perf_counter()
+                urls = [e["url"] for e in client.history if "/api/" in e["url"]]
+                with httpx.Client(headers={"Accept-Encoding": "br"}) as bare:
+                    b0 = time.perf_counter()
+                    for url in urls:
+                        bare.get(url, cookies=client._http.cookies).raise_for_status()
+                    baseline = time.perf_counter() - b0
+                stale_started = time.perf_counter()
+                again = option_chain.store_batch(
+                    lake, option_chain.fetch_batch(client, lake, underlyings)
+                )
+                stale_cycle = time.perf_counter() - stale_started
+    finally:
+        client_ch.execute(f"DROP DATABASE IF EXISTS {database}")
+        client_ch.disconnect()
+    assert not fetched["failed"] and not stored["failed"], (fetched["failed"], stored["failed"])
+    total = t3 - t0
+    print(
+        f"option chain cycle ({len(underlyings)} underlyings, {len(urls)} requests, "
+        f"{stored['rows']} rows, {loaded['analytics_rows']} analytics rows)\n"
+        f"  fetch {t1 - t0:6.2f} s   store {t2 - t1:6.2f} s   load+gold {t3 - t2:6.2f} s   "
+        f"total {total:6.2f} s ({total / INTERVAL.total_seconds():.1%} of a 5-minute interval)\n"
+        f"  baseline: bare httpx GET of the same {len(urls)} URLs {baseline:6.2f} s   "
+        f"ratio total/baseline {total / baseline:5.2f}x   fetch/baseline "
+        f"{(t1 - t0) / baseline:5.2f}x\n"
+        f"  a second cycle with nothing new (all stale): {stale_cycle:6.2f} s, "
+        f"{len(again['stale'])} stale, {again['rows']} rows stored",
+        flush=True,
+    )
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        bench_option_chain(Path(tmp))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

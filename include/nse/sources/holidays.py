@@ -1,0 +1,151 @@
+"""Holidays: the days NSE lists as closed, per market segment, from its holiday master.
+
+NSE's `/api/holiday-master?type=trading` answers one JSON object for the current year: a list
+per segment code (CM equities, FO equity derivatives, CD currency derivatives, COM commodities,
+CBM, CMOT, IRD, MF, NDM, NTRP, SLBS...), each entry `{"tradingDate": "26-Jan-2026", "weekDay":
+"Monday", "description": "Republic Day", "Sr_no": 1}`. Since 2025 the entries also carry
+`morning_session` and `evening_session`, which NSE fills for COM only (`Open` or `Closed`): a
+COM "holiday" with one session open is a half day. Lists include holidays that fall on a
+weekend. Some consumers keep only the CM list, a bare JSON array of the same entries; that shape
+is read as segment CM.
+
+Silver holds one row per (date, segment). The weekday NSE prints is checked against the date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import polars as pl
+
+from include.nse.errors import ParseError
+from include.nse.sources.base import Column, Dataset
+
+API_PATH = "/api/holiday-master"
+API_PARAMS = {"type": "trading"}
+#: A bare list of entries is NSE's CM list on its own.
+BARE_LIST_SEGMENT = "CM"
+SESSION_STATES = ("Open", "Closed")
+
+COLUMNS = (
+    Column("date", pl.Date, "Date", "The day NSE lists as a holiday for the segment."),
+    Column("segment", pl.String, "String", "NSE's segment code: CM, FO, CD, COM, CMOT, IRD..."),
+    Column("description", pl.String, "String", "The holiday, as NSE names it."),
+    Column("weekday", pl.String, "String", "The day of the week NSE prints (Monday...Sunday)."),
+    Column(
+        "morning_session",
+        pl.String,
+        "Nullable(String)",
+        "COM only: Open or Closed; null where NSE gives none.",
+    ),
+    Column(
+        "evening_session",
+        pl.String,
+        "Nullable(String)",
+        "COM only: Open or Closed; a COM holiday with a session open is a half day.",
+    ),
+)
+KEY = ("date", "segment")
+
+
+def _lists(raw: bytes, file_name: str) -> dict[str, list]:
+    text = raw.decode("utf-8-sig", errors="replace").strip()
+    if text.startswith("<"):
+        raise ParseError(file_name, "expected JSON, found an HTML page (NSE's error page?)")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParseError(file_name, f"expected JSON: {exc.msg}", line=exc.lineno) from None
+    if isinstance(data, list):
+        data = {BARE_LIST_SEGMENT: data}
+    if not isinstance(data, dict) or not data:
+        raise ParseError(
+            file_name,
+            f"expected an object of segment lists or a list of holidays, found {text[:40]!r} "
+            "(NSE answers {} when throttling)",
+        )
+    for segment, entries in data.items():
+        if not isinstance(entries, list):
+            raise ParseError(
+                file_name, f"expected a list of holidays, found {entries!r:.40}", column=segment
+            )
+    return data
+
+
+def _field(entry: dict, name: str, file_name: str, where: str) -> str:
+    value = entry.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise ParseError(file_name, f"{where}: expected text in {name}, found {value!r}")
+    return value.strip()
+
+
+def _session(entry: dict, name: str, file_name: str, where: str) -> str | None:
+    value = entry.get(name)
+    if value is None:
+        return None
+    if value not in SESSION_STATES:
+        raise ParseError(
+            file_name, f"{where}: expected {name} Open, Closed or null, found {value!r}"
+        )
+    return value
+
+
+def parse(raw: bytes, file_name: str) -> pl.DataFrame:
+    """Every segment's list to silver rows."""
+    rows = []
+    for segment, entries in _lists(raw, file_name).items():
+        for number, entry in enumerate(entries, start=1):
+            where = f"{segment} entry {number}"
+            if not isinstance(entry, dict):
+                raise ParseError(file_name, f"{where}: expected an object, found {entry!r:.40}")
+            printed = _field(entry, "tradingDate", file_name, where)
+            try:
+                day = dt.datetime.strptime(printed, "%d-%b-%Y").date()
+            except ValueError:
+                raise ParseError(
+                    file_name, f"{where}: expected tradingDate like 26-Jan-2026, found {printed!r}"
+                ) from None
+            weekday = _field(entry, "weekDay", file_name, where)
+            if weekday != day.strftime("%A"):
+                raise ParseError(
+                    file_name, f"{where}: {printed} is a {day:%A}, but weekDay says {weekday!r}"
+                )
+            rows.append(
+                {
+                    "date": day,
+                    "segment": segment,
+                    "description": " ".join(_field(entry, "description", file_name, where).split()),
+                    "weekday": weekday,
+                    "morning_session": _session(entry, "morning_session", file_name, where),
+                    "evening_session": _session(entry, "evening_session", file_name, where),
+                }
+            )
+    frame = pl.DataFrame(rows, schema=DATASET.schema)
+    repeated = frame.filter(pl.struct(KEY).is_duplicated())
+    if repeated.height:
+        first = repeated.row(0, named=True)
+        raise ParseError(
+            file_name, f"{first['segment']} lists {first['date']} twice", column=first["segment"]
+        )
+    return frame.sort(["segment", "date"])
+
+
+def _no_archive_file(trade_date: dt.date) -> list[str]:
+    raise ValueError(
+        f"holidays come from NSE's API ({API_PATH}?type=trading), not an archive file per date; "
+        "fetch them with include.nse.calendar_refresh.fetch_holiday_master"
+    )
+
+
+DATASET = Dataset(
+    name="holidays",
+    table="holidays",
+    columns=COLUMNS,
+    key=KEY,
+    remote_paths=_no_archive_file,
+    parse=parse,
+    host="api",
+    expected_kinds=("json",),
+    doc=__doc__,
+)

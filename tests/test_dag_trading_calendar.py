@@ -1,0 +1,121 @@
+"""The trading-calendar DAG end to end under `dag.test()`: stand-in API, lake, real ClickHouse."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pendulum
+import pytest
+from test_dag_cm_bhavcopy import _task_states
+
+from include.nse.generate import generate
+from include.nse.standin import StandIn, api_file
+
+pytestmark = [pytest.mark.airflow, pytest.mark.clickhouse, pytest.mark.slow]
+
+#: A holiday NSE might add mid-year (an election day), which the library does not know.
+ADDED = {
+    "tradingDate": "05-Mar-2025",
+    "weekDay": "Wednesday",
+    "description": "Election holiday",
+    "morning_session": None,
+    "evening_session": None,
+    "Sr_no": 99,
+}
+
+
+@pytest.fixture(scope="module")
+def nse_root(tmp_path_factory):
+    """The stand-in's 2025 holiday master, with one CM holiday added."""
+    root = tmp_path_factory.mktemp("nse")
+    generate(dt.date(2025, 3, 3), dt.date(2025, 3, 3), root, symbols=20, datasets=["holidays"])
+    path = api_file(root, "holiday-master", {"type": "trading"})
+    answer = json.loads(path.read_text())
+    answer["CM"].append(ADDED)
+    path.write_text(json.dumps(answer, indent=2))
+    return root
+
+
+@pytest.fixture()
+def dag_env(nse_root, tmp_path, monkeypatch, airflow_db, clickhouse_server, ch_database):
+    with StandIn(nse_root) as standin:
+        monkeypatch.setenv("NSE_LAKE_ROOT", str(tmp_path / "lake"))
+        monkeypatch.delenv("NSE_HOLIDAYS_FILE", raising=False)
+        monkeypatch.setenv("NSE_HTTP_BACKOFF_INITIAL", "0.05")
+        # Both NSE connections: a missing one costs a lookup through every secrets backend.
+        for conn in ("AIRFLOW_CONN_NSE_API", "AIRFLOW_CONN_NSE_ARCHIVES"):
+            monkeypatch.setenv(conn, json.dumps({"conn_type": "http", "host": standin.url}))
+        ch = {
+            "conn_type": "clickhouse",
+            "host": clickhouse_server["host"],
+            "port": clickhouse_server["port"],
+            "login": clickhouse_server["user"],
+            "password": clickhouse_server["password"],
+            "schema": ch_database,
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_CLICKHOUSE_DEFAULT", json.dumps(ch))
+        yield {"standin": standin, "lake": tmp_path / "lake", "database": ch_database}
+
+
+@pytest.fixture()
+def dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import PROJECT_ROOT
+
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "nse_trading_calendar.py"))
+    assert bag.import_errors == {}
+    return bag.dags["nse_trading_calendar"]
+
+
+def test_refresh_lands_and_reruns_once(dag, dag_env, nse_root, ch_client):
+    """Holidays and the calendar land in ClickHouse; a rerun leaves one copy; the timetable
+    follows NSE's added holiday."""
+    from nse_timetable import TradingDayTimetable
+
+    answer = json.loads(api_file(nse_root, "holiday-master", {"type": "trading"}).read_text())
+    quarter_start = pendulum.datetime(2025, 4, 1, 6, tz="Asia/Kolkata")
+    for _ in range(2):
+        run = dag.test(logical_date=quarter_start)
+        assert str(getattr(run.state, "value", run.state)) == "success"
+    assert set(_task_states(dag.dag_id, run.run_id).values()) == {"success"}
+
+    db = dag_env["database"]
+    assert ch_client.execute(f"SELECT count(), uniqExact(date, segment) FROM {db}.holidays") == [
+        (sum(len(v) for v in answer.values()),) * 2
+    ]
+    rows = dict(
+        ch_client.execute(
+            f"SELECT date, is_trading_day FROM {db}.trading_calendar "
+            "WHERE segment = 'CM' AND date IN ('2025-02-01', '2025-02-26', '2025-03-05', "
+            "'2025-02-22', '2024-07-17', '2016-03-23')"
+        )
+    )
+    assert rows == {
+        dt.date(2025, 2, 1): 1,
+        dt.date(2025, 2, 26): 0,
+        dt.date(2025, 3, 5): 0,
+        dt.date(2025, 2, 22): 0,
+        dt.date(2024, 7, 17): 0,
+        dt.date(2016, 3, 23): 1,
+    }
+    count, unique, days_2025 = ch_client.execute(
+        f"SELECT count(), uniqExact(date, segment), countIf(toYear(date) = 2025) "
+        f"FROM {db}.trading_calendar"
+    )[0]
+    assert count == unique and days_2025 == 365 * 4
+
+    # The refreshed file in the lake now steers the scheduler: no run on the added holiday.
+    assert (dag_env["lake"] / "gold/trading_calendar/holidays.csv").exists()
+    from airflow.timetables.base import TimeRestriction
+
+    info = TradingDayTimetable().next_dagrun_info(
+        last_automated_data_interval=None,
+        restriction=TimeRestriction(
+            pendulum.datetime(2025, 3, 5, tz="Asia/Kolkata"), None, catchup=True
+        ),
+    )
+    assert info.logical_date.in_timezone("Asia/Kolkata").date() == dt.date(2025, 3, 6)
+    paths = [e["path"] for e in dag_env["standin"].request_log]
+    assert "/api/holiday-master" in paths
