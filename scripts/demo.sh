@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole pipeline on this machine, offline: a generated month of NSE files served by the local
-# stand-in, a real ClickHouse, and Airflow (api-server, scheduler, dag-processor on LocalExecutor)
-# backfilling the month through `airflow backfill create`.
+# stand-in, a real ClickHouse, an MLflow tracking server, and Airflow (api-server, scheduler,
+# dag-processor on LocalExecutor) backfilling every DAG through `airflow backfill create`: the
+# equity and F&O bhavcopies for the month, deals and index lists for its last days, the trading
+# calendar once, and one option-chain snapshot.
 #   scripts/demo.sh          run (again: it restarts what a previous run left)
 #   scripts/demo.sh stop     stop Airflow, the stand-in and ClickHouse
 set -euo pipefail
@@ -16,7 +18,17 @@ TO="${DEMO_TO:-2024-07-31}"
 # Muharram: NSE was closed on Wednesday 2024-07-17.
 HOLIDAYS="${DEMO_HOLIDAYS:-2024-07-17}"
 STANDIN_PORT="${STANDIN_PORT:-8765}"
-DAG=nse_cm_bhavcopy
+# Each line: a DAG, and the first and last moments (Mumbai time) of its backfill.
+BACKFILLS=(
+  "nse_cm_bhavcopy ${FROM}T00:00:00 ${TO}T23:59:59"
+  "nse_fo_bhavcopy ${FROM}T00:00:00 ${TO}T23:59:59"
+  "nse_bulk_block_deals ${DEMO_DEALS_FROM:-2024-07-25}T00:00:00 ${TO}T23:59:59"
+  "nse_index_constituents ${DEMO_INDEX_FROM:-2024-07-29}T00:00:00 ${TO}T23:59:59"
+  "nse_trading_calendar 2024-07-01T00:00:00 2024-07-01T23:59:59"
+  "nse_option_chain ${TO}T15:30:00 ${TO}T15:30:00"
+)
+# The option chain's underlyings in the demo (the stand-in serves their chains as of $TO 15:30).
+CHAIN_UNDERLYINGS='["NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY", "NIFTYNXT50"]'
 export CLICKHOUSE_PORT="${CH_TCP_PORT:-19000}"
 # airflow_settings.yaml reads these when the demo applies it to Airflow.
 export NSE_ARCHIVE_BASE_URL="http://127.0.0.1:$STANDIN_PORT"
@@ -66,14 +78,34 @@ say "ClickHouse"
 scripts/clickhouse-local.sh start
 "$PY" -m include.nse warehouse migrate
 
+say "MLflow tracking server (starting)"
+# Every DAG run becomes an MLflow run (plugins/nse_mlflow.py); the store is SQLite under the
+# demo's state, on a free loopback port unless MLFLOW_PORT is set. Airflow's processes and the
+# `mlflow_tracking_uri` variable (airflow_settings.yaml) take the URI from the environment.
+MLFLOW_PORT="${MLFLOW_PORT:-$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
+export MLFLOW_TRACKING_URI="http://127.0.0.1:$MLFLOW_PORT"
+start_bg mlflow "$root/.venv/bin/mlflow" server --host 127.0.0.1 --port "$MLFLOW_PORT" \
+  --workers 1 --backend-store-uri "sqlite:///$state/mlflow.db" \
+  --artifacts-destination "$state/mlflow-artifacts"
+
 say "NSE files for $FROM .. $TO (generated, in NSE's formats and URL layout)"
 holiday_args=()
 for h in ${HOLIDAYS//,/ }; do holiday_args+=(--holiday "$h"); done
 "$PY" -m include.nse generate --from "$FROM" --to "$TO" --out "$state/nse" "${holiday_args[@]}"
+"$PY" - <<PY
+import datetime as dt, json, pathlib
+from include.nse.generate_option_chain import IST, write_option_chains
+at = dt.datetime.fromisoformat("${TO}T15:30:00").replace(tzinfo=IST)
+stats = write_option_chains(pathlib.Path("$state/nse"), json.loads('$CHAIN_UNDERLYINGS'), at)
+print(json.dumps({"option_chain": stats, "snapshot": at.isoformat()}))
+PY
 
 say "NSE stand-in on http://127.0.0.1:$STANDIN_PORT"
 start_bg standin "$PY" -m include.nse standin --root "$state/nse" --port "$STANDIN_PORT"
 wait_http "http://127.0.0.1:$STANDIN_PORT/" "the stand-in" 20 || true
+
+wait_http "$MLFLOW_TRACKING_URI/health" "the MLflow server" 180
+say "MLflow on $MLFLOW_TRACKING_URI"
 
 say "Airflow ($AIRFLOW_HOME)"
 # A fresh metadata database each time: a run interrupted half-way leaves no backfill behind to
@@ -81,21 +113,29 @@ say "Airflow ($AIRFLOW_HOME)"
 "$AIRFLOW" db reset --yes >"$state/logs/db-reset.log" 2>&1
 "$PY" scripts/apply_airflow_settings.py airflow_settings.yaml >"$state/logs/airflow-settings.log"
 "$AIRFLOW" dags reserialize >"$state/logs/reserialize.log" 2>&1
+
+"$AIRFLOW" variables set nse_option_chain_underlyings "$CHAIN_UNDERLYINGS" >/dev/null
+
+say "Backfills"
+# Backfill runs wait while their DAG is paused. Unpausing also lets the scheduler create each
+# DAG's latest run; those skip where the stand-in has nothing for today.
+# The backfills are created before the scheduler starts: SQLite takes one writer at a time, and
+# the scheduler's writes would otherwise make the many inserts of `backfill create` time out.
+dags=()
+for line in "${BACKFILLS[@]}"; do
+  read -r dag from to <<<"$line"
+  dags+=("$dag")
+  "$AIRFLOW" dags unpause "$dag" >/dev/null
+  "$AIRFLOW" backfill create --dag-id "$dag" --from-date "${from}+05:30" --to-date "${to}+05:30" \
+    --reprocess-behavior completed --max-active-runs 4 >"$state/logs/backfill-$dag.log" 2>&1 \
+    || { tail -n 20 "$state/logs/backfill-$dag.log" >&2; exit 1; }
+  echo "  $dag: $(grep -c 'Created backfill Dag run' "$state/logs/backfill-$dag.log") runs, $from .. $to"
+done
 start_bg api-server "$AIRFLOW" api-server
 start_bg scheduler "$AIRFLOW" scheduler
 start_bg dag-processor "$AIRFLOW" dag-processor
 wait_http "http://127.0.0.1:$AIRFLOW__API__PORT/api/v2/monitor/health" "the Airflow api-server" 120
-
-say "Backfill $DAG from $FROM to $TO"
-# Backfill runs wait while their DAG is paused. Unpausing also lets the scheduler create the
-# run for the latest trading day, which skips: the stand-in has no file for it.
-"$AIRFLOW" dags unpause "$DAG" >/dev/null
-# The range is in Mumbai's calendar days, both ends included.
-"$AIRFLOW" backfill create --dag-id "$DAG" \
-  --from-date "${FROM}T00:00:00+05:30" --to-date "${TO}T23:59:59+05:30" \
-  --reprocess-behavior completed --max-active-runs 4 >"$state/logs/backfill.log" 2>&1
-tail -n 3 "$state/logs/backfill.log"
-"$PY" scripts/wait_for_runs.py "$DAG" --from "$FROM" --to "$TO" --timeout 900
+"$PY" scripts/wait_for_runs.py "${dags[@]}" --timeout 1200
 
 say "Rows in ClickHouse, per trade date"
 "$PY" - <<PY
@@ -112,15 +152,27 @@ print(f"{'trade_date':<12}{'bhavcopy':>10}  {'format':<8}{'delivery':>10}{'with 
 for day, n, fmt, dn, dq in rows:
     print(f"{day.isoformat():<12}{n:>10}  {fmt:<8}{dn:>10}{dq:>10}")
 print(f"{len(rows)} trade dates, {sum(r[1] for r in rows)} bhavcopy rows")
+print()
+print(f"{'table':<28}{'rows':>10}{'dates':>7}  first .. last")
+for table, day in [
+    ("fo_bhavcopy", "trade_date"), ("bulk_deals", "trade_date"), ("block_deals", "trade_date"),
+    ("index_constituents", "trade_date"), ("holidays", "date"), ("option_chain", "trade_date"),
+    ("option_chain_analytics", "trade_date"), ("quality_validations", "trade_date"),
+]:
+    n, dates, first, last = ch.execute(
+        f"SELECT count(), uniqExact({day}), min({day}), max({day}) FROM nse.{table}"
+    )[0]
+    print(f"{'nse.' + table:<28}{n:>10}{dates:>7}  {first} .. {last}")
 PY
 
 cat <<EOF
 
 Done in $(( $(date +%s) - started )) s. Where to look next:
-  Airflow UI       http://127.0.0.1:$AIRFLOW__API__PORT  (DAG $DAG; no login in the demo)
-  ClickHouse       native 127.0.0.1:$CLICKHOUSE_PORT, database nse (tables cm_bhavcopy, cm_delivery)
+  Airflow UI       http://127.0.0.1:$AIRFLOW__API__PORT  (DAGs ${dags[*]}; no login in the demo)
+  ClickHouse       native 127.0.0.1:$CLICKHOUSE_PORT, database nse
   Lake             $NSE_LAKE_ROOT  (bronze/ as served, silver/ Parquet)
   NSE stand-in     http://127.0.0.1:$STANDIN_PORT  serving $state/nse
+  MLflow           $MLFLOW_TRACKING_URI  (an experiment per DAG, a run per DAG run)
   Logs             $state/logs
   One day by hand  CLICKHOUSE_PORT=$CLICKHOUSE_PORT NSE_ARCHIVE_BASE_URL=http://127.0.0.1:$STANDIN_PORT \\
                    .venv/bin/python -m include.nse ingest cm_bhavcopy --date $FROM

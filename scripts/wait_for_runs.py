@@ -1,4 +1,4 @@
-"""Wait until every run of a DAG in a logical-date range has finished; print progress.
+"""Wait until every backfill run of the given DAGs has finished; print progress.
 
 Reads Airflow's metadata database (the same one the scheduler uses). Exits 1 if a run failed
 or the timeout passed, so the demo stops with a clear message instead of printing stale rows.
@@ -7,17 +7,16 @@ or the timeout passed, so the demo stops with a clear message instead of printin
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 import time
 from collections import Counter
 
+FINISHED = ("success", "failed")
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("dag_id")
-    parser.add_argument("--from", dest="start", required=True, type=dt.date.fromisoformat)
-    parser.add_argument("--to", dest="end", required=True, type=dt.date.fromisoformat)
+    parser.add_argument("dag_ids", nargs="+", metavar="dag_id")
     parser.add_argument("--timeout", type=float, default=900)
     args = parser.parse_args()
 
@@ -25,34 +24,39 @@ def main() -> int:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    low = dt.datetime.combine(args.start, dt.time.min, dt.UTC) - dt.timedelta(days=1)
-    high = dt.datetime.combine(args.end, dt.time.max, dt.UTC) + dt.timedelta(days=1)
     deadline = time.monotonic() + args.timeout
     last = None
     while True:
         with create_session() as session:
             runs = session.scalars(
                 select(DagRun).where(
-                    DagRun.dag_id == args.dag_id,
-                    DagRun.logical_date >= low,
-                    DagRun.logical_date <= high,
-                    DagRun.backfill_id.is_not(None),
+                    DagRun.dag_id.in_(args.dag_ids), DagRun.backfill_id.is_not(None)
                 )
             ).all()
-            # The newest run per logical date is the one that counts after a re-run.
+            # The newest run per DAG and logical date is the one that counts after a re-run.
             latest = {}
             for run in sorted(runs, key=lambda r: r.id):
-                latest[run.logical_date] = str(getattr(run.state, "value", run.state))
-        states = Counter(latest.values())
-        line = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+                state = str(getattr(run.state, "value", run.state))
+                latest[run.dag_id, run.logical_date] = state
+        per_dag = {dag_id: Counter() for dag_id in args.dag_ids}
+        for (dag_id, _), state in latest.items():
+            per_dag[dag_id][state] += 1
+        line = "; ".join(
+            f"{dag_id}: " + (", ".join(f"{n} {s}" for s, n in sorted(c.items())) or "none yet")
+            for dag_id, c in per_dag.items()
+        )
         if line != last:
-            print(f"  runs: {line or 'none yet'}", flush=True)
+            print(f"  {line}", flush=True)
             last = line
-        unfinished = sum(n for s, n in states.items() if s not in ("success", "failed"))
-        if latest and not unfinished:
-            if states.get("failed"):
-                failed = sorted(d.date().isoformat() for d, s in latest.items() if s == "failed")
-                print(f"failed runs for {', '.join(failed)}; see the Airflow UI", file=sys.stderr)
+        unfinished = sum(1 for state in latest.values() if state not in FINISHED)
+        if all(per_dag.values()) and not unfinished:
+            failed = sorted(
+                f"{dag_id} {day.date().isoformat()}"
+                for (dag_id, day), state in latest.items()
+                if state == "failed"
+            )
+            if failed:
+                print(f"failed runs: {', '.join(failed)}; see the Airflow UI", file=sys.stderr)
                 return 1
             return 0
         if time.monotonic() > deadline:
