@@ -54,6 +54,11 @@ running() { [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 start() {
   install
   if running; then echo "clickhouse already running (pid $(cat "$pidfile"))"; return 0; fi
+  if curl -s -o /dev/null "http://127.0.0.1:$CH_HTTP_PORT/ping" 2>/dev/null; then
+    echo "port $CH_HTTP_PORT already answers, but not a server started from $CH_DIR;" \
+      "stop it or set CH_TCP_PORT and CH_HTTP_PORT (or CLICKHOUSE_HOST to use it)" >&2
+    return 1
+  fi
   write_config
   (cd "$CH_DIR" && nohup clickhouse-server --config-file="$CH_DIR/config.xml" >"$CH_DIR/log/stdout.log" 2>&1 & echo $! >"$pidfile")
   for _ in $(seq 1 100); do

@@ -25,7 +25,14 @@ import polars as pl
 
 from include.nse.errors import QualityError
 from include.nse.lake import Lake, _atomic_write_bytes
-from include.nse.sources.checks import CRITICAL, PREVIOUS_ROWS, Check, not_null, unique
+from include.nse.sources.checks import (
+    CRITICAL,
+    PREVIOUS_ROWS,
+    TRADE_DATE,
+    Check,
+    not_null,
+    unique,
+)
 from include.nse.warehouse import identifier, insert_columns
 
 if TYPE_CHECKING:
@@ -184,7 +191,7 @@ def validate_frame(
     )
     result = definition.run(
         batch_parameters={"dataframe": df.to_pandas()},
-        expectation_parameters={PREVIOUS_ROWS: previous_rows or 0},
+        expectation_parameters={PREVIOUS_ROWS: previous_rows or 0, TRADE_DATE: [trade_date]},
         result_format="SUMMARY",
     )
     outcomes = [_outcome(r) for r in result.results]
@@ -248,20 +255,36 @@ def validate_partition(lake: Lake, dataset: Dataset, trade_date: dt.date) -> Rep
         dataset.name, suite(dataset), df, trade_date, previous_rows=previous_rows
     )
     report.previous_trade_date = previous
-    path = result_path(lake, dataset.name, trade_date)
+    _keep(report, gx_result, result_path(lake, dataset.name, trade_date))
+    return report
+
+
+def validate_rows(
+    lake: Lake, dataset: Dataset, df: pl.DataFrame, trade_date: dt.date, result_name: str
+) -> Report:
+    """Validate rows of `trade_date` that are not a whole silver partition (a cycle's new option
+    chain snapshots), keeping the result as `result_name`.json beside the partitions' results;
+    row-count checks are skipped. Never raises on failed expectations, like
+    `validate_partition`."""
+    report, gx_result = validate_frame(dataset.name, suite(dataset), df, trade_date)
+    _keep(report, gx_result, result_path(lake, dataset.name, trade_date).with_name(result_name))
+    return report
+
+
+def _keep(report: Report, gx_result: dict, path: Path) -> None:
+    """Write the validation's JSON to `path` and log how it went."""
     report.path = str(path)
     document = {"summary": _summary(report), "great_expectations": gx_result}
     _atomic_write_bytes(path, json.dumps(document, indent=2, default=str).encode() + b"\n")
     log.info(
         "%s %s: %d expectations, %d failed (%d critical), %d skipped",
-        dataset.name,
-        trade_date,
+        report.dataset,
+        report.trade_date,
         len(report.outcomes),
         len(report.failed),
         len(report.critical_failed),
         len(report.skipped),
     )
-    return report
 
 
 def _summary(report: Report) -> dict:

@@ -20,6 +20,8 @@ WARNING: Severity = "warning"
 
 #: Suite parameter: rows in the previous trading day's silver partition of the same dataset.
 PREVIOUS_ROWS = "previous_rows"
+#: Suite parameter: the partition's trade date, as a one-element list.
+TRADE_DATE = "trade_date"
 #: Row-count bands around the previous trading day's count: outside the critical band the load
 #: stops (half the rows missing), outside the warning band it is only recorded.
 CRITICAL_ROW_BAND = (0.6, 1.7)
@@ -124,18 +126,32 @@ def matches(column: str, regex: str, severity: Severity = CRITICAL) -> Check:
     return Check("ExpectColumnValuesToMatchRegex", {"column": column, "regex": regex}, severity)
 
 
+def on_trade_date(column: str = "trade_date", severity: Severity = CRITICAL) -> Check:
+    """Every row (nulls aside) is of the partition's own trade date."""
+    return Check(
+        "ExpectColumnValuesToBeInSet",
+        {"column": column, "value_set": {"$PARAMETER": TRADE_DATE}},
+        severity,
+    )
+
+
+def row_count_band(low: float, high: float, severity: Severity) -> Check:
+    """Row count between `low` and `high` times the previous trading day's count."""
+    return Check(
+        "ExpectTableRowCountToBeBetween",
+        {
+            "min_value": {"$PARAMETER": f"{PREVIOUS_ROWS} * {low}"},
+            "max_value": {"$PARAMETER": f"{PREVIOUS_ROWS} * {high}"},
+        },
+        severity,
+    )
+
+
 def rows_like_previous_day() -> list[Check]:
     """Row count within the critical and warning bands of the previous trading day's count."""
     return [
-        Check(
-            "ExpectTableRowCountToBeBetween",
-            {
-                "min_value": {"$PARAMETER": f"{PREVIOUS_ROWS} * {low}"},
-                "max_value": {"$PARAMETER": f"{PREVIOUS_ROWS} * {high}"},
-            },
-            severity,
-        )
-        for severity, (low, high) in ((CRITICAL, CRITICAL_ROW_BAND), (WARNING, WARNING_ROW_BAND))
+        row_count_band(*CRITICAL_ROW_BAND, CRITICAL),
+        row_count_band(*WARNING_ROW_BAND, WARNING),
     ]
 
 
