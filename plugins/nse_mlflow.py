@@ -1,22 +1,25 @@
 """MLflow tracking of every DAG run: an Airflow plugin whose listeners log runs, tasks and results.
 
-One MLflow experiment per DAG (named after it) and one MLflow run per DAG run. Task events fire in
-the process running the task and DAG-run events in the scheduler, so no process holds the MLflow
-run: each finds it by its tags (`airflow.dag_id`, `airflow.run_id`) and creates it when missing.
-Two tasks racing to create it both keep the one with the smallest id and delete their own.
+One MLflow experiment per DAG (named after it) and one MLflow run per DAG run, found again by its
+tags (`airflow.dag_id`, `airflow.run_id`) rather than held in memory, and created when missing
+(two processes racing to create it both keep the one with the smallest id).
 
-Logged per task: duration, try number and every number in the small stats dict the task returns
-(rows, bytes, seconds, the quality pass rate...), as `<task_id>.<name>`; the files it lists under
-`artifacts` (the validation JSON) and the PNG charts of its dataset and date in the gold lake.
-Per run: the params, tags (Airflow version, bundle name and version, run type, logical date),
-and at the end the run's status and duration.
+When a DAG run ends, its listener (in the scheduler, or in the process running `dag.test()`)
+reads what to record from the metadata database: the run's params and tags (Airflow version,
+bundle name and version, run type, logical date), and per task instance its duration, try
+number, state and every number in the small stats dict it returned (rows, bytes, seconds, the
+quality pass rate...), logged as `<task_id>.<name>` (`<task_id>[<map index>].<name>` for mapped
+tasks), plus the files it lists under `artifacts` (the validation JSON) and the PNG charts of
+its dataset and date in the gold lake. A detached child process sends all of it to MLflow:
+importing MLflow costs seconds of CPU, and neither a task nor the scheduler waits for it.
 
 Configuration: the tracking URI is `MLFLOW_TRACKING_URI`, else the Airflow variable
 `mlflow_tracking_uri`; with neither, or `NSE_MLFLOW_ENABLED=false`, the plugin does nothing.
-MLflow being down, slow or misconfigured never fails a task nor holds it long: an HTTP server is
-probed first (one connect, 1 s), MLflow's own HTTP timeout and retries are bounded unless set
-(`MLFLOW_HTTP_REQUEST_TIMEOUT=3`, `MLFLOW_HTTP_REQUEST_MAX_RETRIES=0`), the MLflow calls run in
-a thread given `NSE_MLFLOW_TIMEOUT` seconds (default 10) in all, and any failure is one warning.
+MLflow being down, slow or misconfigured never fails nor holds anything: the child probes an
+HTTP server first (one connect, 1 s), bounds MLflow's own HTTP timeout and retries unless set
+(`MLFLOW_HTTP_REQUEST_TIMEOUT=3`, `MLFLOW_HTTP_REQUEST_MAX_RETRIES=0`), gives up after
+`NSE_MLFLOW_TIMEOUT` seconds (default 120) in all, and any failure is one warning on its stderr
+(the scheduler's log).
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ import logging
 import os
 import socket
 import sys
-import threading
 import time
 from urllib.parse import urlsplit
 
@@ -47,7 +49,7 @@ def enabled() -> bool:
 
 
 def budget_seconds() -> float:
-    return float(os.environ.get("NSE_MLFLOW_TIMEOUT", "10"))
+    return float(os.environ.get("NSE_MLFLOW_TIMEOUT", "120"))
 
 
 def tracking_uri() -> str | None:
@@ -75,41 +77,6 @@ def reachable(uri: str) -> bool:
         log.warning("MLflow at %s is not reachable (%s); this run is not tracked there", uri, e)
         return False
     return True
-
-
-def track(what: str, read, work) -> None:
-    """When tracking is on and MLflow answers: `read()` the facts to log here (Airflow objects
-    stay in this thread), then `work(client, facts)` in a thread within the time budget. A
-    failure or an overrun is one warning."""
-    uri = tracking_uri() if enabled() else None
-    if not uri or not reachable(uri):
-        return
-    try:
-        facts = read()
-    except Exception as e:
-        log.warning("MLflow: could not read what to record of %s: %s", what, e)
-        return
-    for name, value in HTTP_BOUNDS.items():
-        os.environ.setdefault(name, value)
-    failures: list[BaseException] = []
-
-    def target():
-        try:
-            from mlflow import MlflowClient
-
-            work(MlflowClient(tracking_uri=uri), facts)
-        except Exception as e:
-            failures.append(e)
-
-    thread = threading.Thread(target=target, name=f"mlflow {what}", daemon=True)
-    thread.start()
-    thread.join(budget_seconds())
-    if thread.is_alive():
-        log.warning(
-            "MLflow (%s) did not finish %s within %s s; left behind", uri, what, budget_seconds()
-        )
-    elif failures:
-        log.warning("MLflow (%s) could not record %s: %s", uri, what, failures[0])
 
 
 # ---- the MLflow run of a DAG run ---------------------------------------------------------------
@@ -156,6 +123,18 @@ def find_or_create_run(client, dag_run: dict) -> str:
     return mine
 
 
+def _params(dag_run) -> dict:
+    """The run's params: the DAG's defaults overlaid with the run's conf."""
+    values = {}
+    dag = getattr(dag_run, "dag", None)
+    if dag is not None:
+        try:
+            values = dict(dag.params.dump())
+        except Exception:  # a DAG object without resolvable params: the conf alone
+            log.debug("could not read the params of %s", dag_run.dag_id, exc_info=True)
+    return values | dict(getattr(dag_run, "conf", None) or {})
+
+
 def _dag_run_facts(dag_run, params: dict | None = None) -> dict:
     """What the MLflow run needs of a DAG run, read in the caller's thread (ORM or SDK object)."""
     import airflow
@@ -166,7 +145,7 @@ def _dag_run_facts(dag_run, params: dict | None = None) -> dict:
         "run_id": dag_run.run_id,
         "start_time": _millis(getattr(dag_run, "start_date", None)),
         "end_time": _millis(getattr(dag_run, "end_date", None)),
-        "params": {k: v for k, v in (params or getattr(dag_run, "conf", None) or {}).items()},
+        "params": params if params is not None else _params(dag_run),
         "tags": {
             "airflow.version": airflow.__version__,
             "airflow.bundle_name": str(getattr(dag_run, "bundle_name", None) or ""),
@@ -201,78 +180,130 @@ def _artifacts(result) -> list[str]:
     return paths
 
 
-def _task_facts(task_instance, state: str, error) -> dict:
-    context = task_instance.get_template_context()
-    result = task_instance.xcom_pull(task_ids=task_instance.task_id) if state == "success" else None
-    started = getattr(task_instance, "start_date", None)
-    ended = getattr(task_instance, "end_date", None) or dt.datetime.now(dt.UTC)
-    metrics = {"duration_s": (ended - started).total_seconds() if started else None}
-    metrics |= {"try_number": task_instance.try_number, "failed": float(state != "success")}
-    metrics |= _numbers(result)
-    return {
-        "dag_run": _dag_run_facts(context["dag_run"], dict(context.get("params") or {})),
-        "task_id": task_instance.task_id,
-        "metrics": {k: v for k, v in metrics.items() if v is not None},
-        "artifacts": _artifacts(result),
-        "error": (str(error).strip().splitlines() or [""])[0][:500] if error else None,
-    }
+def _tasks_facts(dag_id: str, run_id: str) -> list[dict]:
+    """Per task instance of the run: its name, metrics and artifacts, from the metadata DB."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = DagRun.fetch_task_instances(dag_id=dag_id, run_id=run_id, session=session)
+        results = {
+            (x.task_id, x.map_index): XComModel.deserialize_value(x)
+            for x in session.scalars(
+                XComModel.get_many(run_id=run_id, dag_ids=dag_id, key="return_value")
+            )
+        }
+        tasks = []
+        for ti in tis:
+            state = str(getattr(ti.state, "value", ti.state))
+            result = results.get((ti.task_id, ti.map_index))
+            name = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
+            metrics = {"try_number": ti.try_number, "failed": float(state == "failed")}
+            if ti.duration is not None:
+                metrics["duration_s"] = ti.duration
+            tasks.append(
+                {
+                    "name": name,
+                    "state": state,
+                    "metrics": metrics | _numbers(result),
+                    "artifacts": _artifacts(result),
+                }
+            )
+    return tasks
 
 
-def log_task(client, facts: dict) -> None:
+def record(client, facts: dict, status: str) -> None:
+    """Log a finished DAG run (see `_dag_run_event`) into its MLflow run and close it."""
     from mlflow.entities import Metric, RunTag
 
-    run = find_or_create_run(client, facts["dag_run"])
-    task_id, now = facts["task_id"], _millis(None)
-    metrics = [Metric(f"{task_id}.{k}", v, now, 0) for k, v in facts["metrics"].items()]
-    tags = [RunTag(f"{task_id}.error", facts["error"])] if facts["error"] else []
-    client.log_batch(run, metrics=metrics, tags=tags)
-    for path in facts["artifacts"]:
-        client.log_artifact(run, path, artifact_path=task_id)
-
-
-def finish_run(client, facts: dict, status: str) -> None:
     run = find_or_create_run(client, facts)
-    duration = (facts["end_time"] - facts["start_time"]) / 1000
-    client.log_metric(run, "dag_run.duration_s", duration)
+    now = _millis(None)
+    metrics = [
+        Metric(f"{task['name']}.{k}", v, now, 0)
+        for task in facts["tasks"]
+        for k, v in task["metrics"].items()
+    ]
+    metrics.append(
+        Metric("dag_run.duration_s", (facts["end_time"] - facts["start_time"]) / 1000, now, 0)
+    )
+    tags = [RunTag(f"{task['name']}.state", task["state"]) for task in facts["tasks"]]
+    # MLflow takes at most 1000 metrics a batch.
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(run, metrics=metrics[start : start + 1000], tags=tags if not start else [])
+    for task in facts["tasks"]:
+        for path in task["artifacts"]:
+            client.log_artifact(run, path, artifact_path=task["name"])
     client.set_terminated(run, status, end_time=facts["end_time"])
 
 
+# ---- shipping: a detached child does the MLflow work -------------------------------------------
+def _ship(facts: dict, status: str, uri: str) -> None:
+    """Start a child that records `facts` in MLflow; return at once."""
+    import json
+    import subprocess
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import nse_mlflow; nse_mlflow.child()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    child.stdin.write(json.dumps({"facts": facts, "status": status}, default=str).encode())
+    child.stdin.close()
+
+
+class Overrun(BaseException):
+    """The child's time is up. Not an `OSError` (nor an `Exception`), which HTTP clients catch
+    and retry when it interrupts a socket read."""
+
+
+def child() -> None:
+    """The child's side of `_ship`: read the facts on stdin and record them, within the budget."""
+    import json
+    import signal
+
+    # Airflow's logging setup may send records elsewhere: this child speaks on its stderr.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("nse_mlflow: %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.propagate = False
+    payload = json.load(sys.stdin)
+    facts, status = payload["facts"], payload["status"]
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    what = f"run {facts['run_id']} of {facts['dag_id']}"
+    if not reachable(uri):
+        return
+    for name, value in HTTP_BOUNDS.items():
+        os.environ.setdefault(name, value)
+
+    def overrun(*_):
+        raise Overrun(f"not done within {budget_seconds()} s")
+
+    signal.signal(signal.SIGALRM, overrun)
+    signal.setitimer(signal.ITIMER_REAL, budget_seconds())
+    try:
+        from mlflow import MlflowClient
+
+        record(MlflowClient(tracking_uri=uri), facts, status)
+    except BaseException as e:  # one warning, whatever went wrong
+        log.warning("MLflow (%s) could not record %s: %s", uri, what, e)
+
+
 # ---- listeners ---------------------------------------------------------------------------------
-def _warm_up() -> None:
-    """Import MLflow while the task runs, so tracking its end costs little."""
-    if enabled() and os.environ.get("MLFLOW_TRACKING_URI"):
-        threading.Thread(target=lambda: __import__("mlflow"), daemon=True).start()
-
-
-def _task_event(task_instance, state: str, error=None) -> None:
-    track(
-        f"task {task_instance.task_id}",
-        lambda: _task_facts(task_instance, state, error),
-        log_task,
-    )
-
-
 def _dag_run_event(dag_run, status: str) -> None:
-    track(
-        f"run {dag_run.run_id}",
-        lambda: _dag_run_facts(dag_run),
-        lambda client, facts: finish_run(client, facts, status),
-    )
-
-
-@hookimpl
-def on_task_instance_running(previous_state, task_instance):
-    _warm_up()
-
-
-@hookimpl
-def on_task_instance_success(previous_state, task_instance):
-    _task_event(task_instance, "success")
-
-
-@hookimpl
-def on_task_instance_failed(previous_state, task_instance, error):
-    _task_event(task_instance, "failed", error)
+    uri = tracking_uri() if enabled() else None
+    if not uri:
+        return
+    try:
+        facts = _dag_run_facts(dag_run)
+        facts["tasks"] = _tasks_facts(dag_run.dag_id, dag_run.run_id)
+        _ship(facts, status, uri)
+    except Exception as e:
+        log.warning("MLflow: could not record run %s: %s", dag_run.run_id, e)
 
 
 @hookimpl
