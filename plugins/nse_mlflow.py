@@ -182,11 +182,14 @@ def _artifacts(result) -> list[str]:
 
 def _tasks_facts(dag_id: str, run_id: str) -> list[dict]:
     """Per task instance of the run: its name, metrics and artifacts, from the metadata DB."""
+    from airflow import settings
     from airflow.models.dagrun import DagRun
     from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
+    from sqlalchemy.orm import Session
 
-    with create_session() as session:
+    # A session of its own, read and closed without a commit: the listener runs inside the
+    # scheduler's transaction, whose thread-local session must not be committed from here.
+    with Session(bind=settings.engine) as session:
         tis = DagRun.fetch_task_instances(dag_id=dag_id, run_id=run_id, session=session)
         results = {
             (x.task_id, x.map_index): XComModel.deserialize_value(x)

@@ -165,6 +165,36 @@ for table, day in [
     print(f"{'nse.' + table:<28}{n:>10}{dates:>7}  {first} .. {last}")
 PY
 
+say "MLflow: one run per DAG run"
+# The listener records a run when it ends, from a background process: give the last ones time.
+"$PY" - "${dags[@]}" <<PY
+import sys, time
+from mlflow import MlflowClient
+
+from airflow.models.dagrun import DagRun
+from airflow.utils.session import create_session
+from sqlalchemy import func, select
+
+client = MlflowClient("$MLFLOW_TRACKING_URI")
+with create_session() as session:
+    expected = dict(session.execute(
+        select(DagRun.dag_id, func.count()).where(DagRun.dag_id.in_(sys.argv[1:]),
+        DagRun.state.in_(["success", "failed"])).group_by(DagRun.dag_id)).all())
+deadline = time.monotonic() + 180
+while True:
+    found = {}
+    for dag_id in expected:
+        experiment = client.get_experiment_by_name(dag_id)
+        runs = client.search_runs([experiment.experiment_id]) if experiment else []
+        found[dag_id] = sum(r.info.status in ("FINISHED", "FAILED") for r in runs)
+    if found == expected or time.monotonic() > deadline:
+        break
+    time.sleep(2)
+for dag_id, n in expected.items():
+    print(f"  {dag_id:<28} {found[dag_id]:>3} MLflow runs for {n} finished DAG runs")
+sys.exit(0 if found == expected else 1)
+PY
+
 cat <<EOF
 
 Done in $(( $(date +%s) - started )) s. Where to look next:
