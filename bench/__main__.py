@@ -3,6 +3,11 @@
 python -m bench              all benchmarks (ClickHouse from CLICKHOUSE_HOST/PORT, default
                              127.0.0.1:19000 as `make bench` starts it)
 python -m bench parse fetch  a subset
+
+`option_chain` is one intraday cycle for 200 underlyings through the library
+(`bench/option_chain.py`), `option_chain_scheduler` the same cycle as one DAG run under a real
+Airflow scheduler (`bench/option_chain_scheduler.py`, about two minutes with its set-up); both
+print the share of the 5-minute interval they use.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from pathlib import Path
 
 import polars as pl
 
+from bench.option_chain import bench_option_chain
+from bench.option_chain_scheduler import bench_scheduler
 from include.nse import sources, warehouse
 from include.nse.generate import generate
 from include.nse.sources import _csv
@@ -114,7 +121,13 @@ def bench_fetch(root: Path) -> None:
     report("fetch cm_bhavcopy (loopback)", ours, baseline, "bare httpx GET")
 
 
-BENCHMARKS = {"parse": bench_parse, "load": bench_load, "fetch": bench_fetch}
+BENCHMARKS = {
+    "parse": bench_parse,
+    "load": bench_load,
+    "fetch": bench_fetch,
+    "option_chain": bench_option_chain,
+    "option_chain_scheduler": bench_scheduler,
+}
 
 
 def main(argv: list[str]) -> int:

@@ -89,7 +89,8 @@ def bench_option_chain(root: Path) -> None:
     total = t3 - t0
     print(
         f"option chain cycle ({len(underlyings)} underlyings, {len(urls)} requests, "
-        f"{stored['rows']} rows, {loaded['analytics_rows']} analytics rows)\n"
+        f"{stored['rows']} rows, {loaded['analytics_rows']} analytics rows; "
+        f"load average {os.getloadavg()[0]:.2f})\n"
         f"  fetch {t1 - t0:6.2f} s   store {t2 - t1:6.2f} s   load+gold {t3 - t2:6.2f} s   "
         f"total {total:6.2f} s ({total / INTERVAL.total_seconds():.1%} of a 5-minute interval)\n"
         f"  baseline: bare httpx GET of the same {len(urls)} URLs {baseline:6.2f} s   "

@@ -17,7 +17,8 @@ finish well inside its interval.
    moved since the last one stored is recorded as stale and not stored again;
 4. **load** the new snapshots into ClickHouse (`nse.option_chain`) and their analytics (PCR,
    max pain, ATM strike and IV, put-call IV spread, OI totals and build-up) into gold and
-   `nse.option_chain_analytics`; a snapshot loaded twice stays one copy;
+   `nse.option_chain_analytics`; a snapshot loaded twice stays one copy. The new rows pass the
+   dataset's expectations first: a critical failure loads nothing and fails the task;
 5. **chart** the open interest by strike of the `chart_underlyings` (the indices by default);
 6. **check coverage**: fails the run, and so alerts, when more than `max_missing_share` of the
    underlyings are missing.
@@ -86,11 +87,12 @@ def store(fetched: dict) -> dict:
 
 
 @task(outlets=[OPTION_CHAIN])
-def load(stored: list[dict]) -> dict:
-    """Load the cycle's new snapshots and their analytics into ClickHouse."""
+def load(stored: list[dict], **context) -> dict:
+    """Validate the cycle's new snapshots, then load them and their analytics into ClickHouse."""
     import nse_intraday
 
-    return nse_intraday.load([part for batch in stored for part in batch["parts"]])
+    parts = [part for batch in stored for part in batch["parts"]]
+    return nse_intraday.load(parts, context["run_id"])
 
 
 @task
@@ -104,10 +106,16 @@ def chart(stored: list[dict], **context) -> list[str]:
 
 
 @task(trigger_rule="all_done")
-def check_coverage(planned: list[list[str]], stored: list[dict], **context) -> dict:
-    """Fail the run when more than the allowed share of underlyings is missing."""
+def check_coverage(
+    planned: list[list[str]], stored: list[dict], loaded: dict | None, **context
+) -> dict:
+    """Fail the run when more than the allowed share of underlyings is missing, or when the
+    load did not land the cycle (its own failure says why)."""
     import nse_intraday
+    from airflow.sdk.exceptions import AirflowFailException
 
+    if loaded is None:
+        raise AirflowFailException("the load task landed nothing this cycle; see its log")
     expected = [name for batch in planned for name in batch]
     results = [batch for batch in stored if batch]
     return nse_intraday.coverage(expected, results, context["params"]["max_missing_share"])
@@ -155,7 +163,7 @@ def nse_option_chain():
     stored = store.expand(fetched=fetch.expand(batch=planned))
     loaded = load(stored)
     charted = chart(stored)
-    [loaded, charted] >> check_coverage(planned, stored)
+    charted >> check_coverage(planned, stored, loaded)
 
 
 nse_option_chain()

@@ -6,7 +6,8 @@ Refreshes NSE's holiday lists, which decide when every other NSE DAG runs:
 1. **fetch** NSE's holiday master (`/api/holiday-master?type=trading`, the current year's lists
    for every segment) into bronze, through the API host's cookie warm-up;
 2. **parse** it into a silver partition: `date, segment, description, weekday` and the COM
-   session flags;
+   session flags, and **validate** it against the dataset's expectations (a critical failure
+   stops the run before the timetables' file or ClickHouse change);
 3. **reconcile** the lists with the calendar library (BSE's calendar, which shares NSE's
    equity holidays): the differences are in the task's return value and log, and the lists go
    into the lake's holiday file that the trading-day timetables read (no network in the
@@ -63,7 +64,15 @@ def parse(fetched: dict, **context) -> dict:
 
 
 @task
-def reconcile(parsed: dict, **context) -> dict:
+def validate(parsed: dict, **context) -> dict:
+    """Check the silver partition against the holidays' expectations; a critical miss fails."""
+    import nse_tasks
+
+    return nse_tasks.validate("holidays", nse_tasks.trade_date(context), context["run_id"])
+
+
+@task
+def reconcile(validated: dict, **context) -> dict:
     """The lists into the timetables' holiday file; where NSE and the library disagree."""
     import nse_tasks
 
@@ -98,7 +107,7 @@ def load(reconciled: dict, **context) -> dict:
     tags=["nse", "calendar", "reference"],
 )
 def nse_trading_calendar():
-    load(reconcile(parse(fetch())))
+    load(reconcile(validate(parse(fetch()))))
 
 
 nse_trading_calendar()

@@ -53,17 +53,31 @@ def store(fetched: dict) -> dict:
     return option_chain.store_batch(_lake(), fetched)
 
 
-def load(parts: list[str]) -> dict:
-    """Silver files and their analytics into ClickHouse, creating the schema when missing."""
-    from clickhouse_hook import ClickHouseHook
+def load(parts: list[str], run_id: str = "") -> dict:
+    """Validate the cycle's new silver rows, then load them and their analytics into ClickHouse,
+    creating the schema when missing. A failed critical expectation fails the task without
+    retries before anything is loaded; the silver files stay in the lake."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from nse_tasks import warehouse_client
 
-    from include.nse import option_chain, warehouse
+    from include.nse import option_chain, quality
 
-    hook = ClickHouseHook()
-    database = hook.get_connection(hook.clickhouse_conn_id).schema or "nse"
-    with hook.get_client(database="default") as client:
-        warehouse.migrate(client, database)
-        return option_chain.load_parts(client, _lake(), parts, database)
+    lake = _lake()
+    reports = option_chain.validate_parts(lake, parts)
+    with warehouse_client() as (client, database):
+        for report in reports:
+            quality.record(client, report, database, run_id=run_id)
+            for warning in report.warnings:
+                log.warning("option chain %s: warning: %s", report.trade_date, warning.describe())
+        failed = [str(report.error()) for report in reports if not report.passed]
+        if failed:
+            raise AirflowFailException(" ".join(failed))
+        loaded = option_chain.load_parts(client, lake, parts, database)
+    return loaded | {
+        "pass_rate": min((report.pass_rate for report in reports), default=1.0),
+        "warnings": [w.describe() for report in reports for w in report.warnings],
+        "artifacts": [report.path for report in reports],
+    }
 
 
 def charts(names: list[str]) -> list[str]:

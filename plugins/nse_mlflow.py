@@ -8,7 +8,7 @@ When a DAG run ends, its listener (in the scheduler, or in the process running `
 reads what to record from the metadata database: the run's params and tags (Airflow version,
 bundle name and version, run type, logical date), and per task instance its duration, try
 number, state and every number in the small stats dict it returned (rows, bytes, seconds, the
-quality pass rate...), logged as `<task_id>.<name>` (`<task_id>[<map index>].<name>` for mapped
+quality pass rate...), logged as `<task_id>.<name>` (`<task_id>/<map index>.<name>` for mapped
 tasks), plus the files it lists under `artifacts` (the validation JSON) and the PNG charts of
 its dataset and date in the gold lake. A detached child process sends all of it to MLflow:
 importing MLflow costs seconds of CPU, and neither a task nor the scheduler waits for it.
@@ -180,6 +180,11 @@ def _artifacts(result) -> list[str]:
     return paths
 
 
+def task_name(task_id: str, map_index: int) -> str:
+    """A task instance's prefix in metric names; MLflow allows `/` but not brackets."""
+    return task_id if map_index < 0 else f"{task_id}/{map_index}"
+
+
 def _tasks_facts(dag_id: str, run_id: str) -> list[dict]:
     """Per task instance of the run: its name, metrics and artifacts, from the metadata DB."""
     from airflow import settings
@@ -201,7 +206,7 @@ def _tasks_facts(dag_id: str, run_id: str) -> list[dict]:
         for ti in tis:
             state = str(getattr(ti.state, "value", ti.state))
             result = results.get((ti.task_id, ti.map_index))
-            name = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
+            name = task_name(ti.task_id, ti.map_index)
             metrics = {"try_number": ti.try_number, "failed": float(state == "failed")}
             if ti.duration is not None:
                 metrics["duration_s"] = ti.duration
@@ -282,6 +287,8 @@ def child() -> None:
         return
     for name, value in HTTP_BOUNDS.items():
         os.environ.setdefault(name, value)
+    # No telemetry: it calls out to the internet, and its session bookkeeping failed here.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
     def overrun(*_):
         raise Overrun(f"not done within {budget_seconds()} s")

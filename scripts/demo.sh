@@ -2,8 +2,8 @@
 # The whole pipeline on this machine, offline: a generated month of NSE files served by the local
 # stand-in, a real ClickHouse, an MLflow tracking server, and Airflow (api-server, scheduler,
 # dag-processor on LocalExecutor) backfilling every DAG through `airflow backfill create`: the
-# equity and F&O bhavcopies for the month, deals and index lists for its last days, the trading
-# calendar once, and one option-chain snapshot.
+# equity bhavcopy for the month, the F&O bhavcopy, deals and index lists for its last days
+# (DEMO_*_FROM widen them), the trading calendar once, and one option-chain snapshot.
 #   scripts/demo.sh          run (again: it restarts what a previous run left)
 #   scripts/demo.sh stop     stop Airflow, the stand-in and ClickHouse
 set -euo pipefail
@@ -21,9 +21,9 @@ STANDIN_PORT="${STANDIN_PORT:-8765}"
 # Each line: a DAG, and the first and last moments (Mumbai time) of its backfill.
 BACKFILLS=(
   "nse_cm_bhavcopy ${FROM}T00:00:00 ${TO}T23:59:59"
-  "nse_fo_bhavcopy ${FROM}T00:00:00 ${TO}T23:59:59"
-  "nse_bulk_block_deals ${DEMO_DEALS_FROM:-2024-07-25}T00:00:00 ${TO}T23:59:59"
-  "nse_index_constituents ${DEMO_INDEX_FROM:-2024-07-29}T00:00:00 ${TO}T23:59:59"
+  "nse_fo_bhavcopy ${DEMO_FO_FROM:-2024-07-29}T00:00:00 ${TO}T23:59:59"
+  "nse_bulk_block_deals ${DEMO_DEALS_FROM:-2024-07-29}T00:00:00 ${TO}T23:59:59"
+  "nse_index_constituents ${DEMO_INDEX_FROM:-2024-07-31}T00:00:00 ${TO}T23:59:59"
   "nse_trading_calendar 2024-07-01T00:00:00 2024-07-01T23:59:59"
   "nse_option_chain ${TO}T15:30:00 ${TO}T15:30:00"
 )
@@ -176,12 +176,12 @@ from airflow.utils.session import create_session
 from sqlalchemy import func, select
 
 client = MlflowClient("$MLFLOW_TRACKING_URI")
-with create_session() as session:
-    expected = dict(session.execute(
-        select(DagRun.dag_id, func.count()).where(DagRun.dag_id.in_(sys.argv[1:]),
-        DagRun.state.in_(["success", "failed"])).group_by(DagRun.dag_id)).all())
 deadline = time.monotonic() + 180
 while True:
+    with create_session() as session:
+        expected = dict(session.execute(
+            select(DagRun.dag_id, func.count()).where(DagRun.dag_id.in_(sys.argv[1:]),
+            DagRun.state.in_(["success", "failed"])).group_by(DagRun.dag_id)).all())
     found = {}
     for dag_id in expected:
         experiment = client.get_experiment_by_name(dag_id)

@@ -86,3 +86,61 @@ class TestSilver:
         monkeypatch.undo()
         assert lake.read_silver("cm_bhavcopy", DAY)["a"].to_list() == [1]
         assert len(list(lake.silver_dir("cm_bhavcopy", DAY).parent.iterdir())) == 1
+
+
+class TestBronzeBatch:
+    def test_one_manifest_write_per_partition(self, lake_root, monkeypatch):
+        """Files land as served; each partition's manifest is written once, at close, in order."""
+        lake = Lake(lake_root)
+        manifests = []
+        append = Lake._append_manifest
+        monkeypatch.setattr(
+            Lake,
+            "_append_manifest",
+            staticmethod(lambda d, records: manifests.append(d.name) or append(d, records)),
+        )
+        with lake.bronze_batch() as batch:
+            records = [
+                batch.write("option_chain", DAY, f"{i}.json", b"{%d}" % i, url="u", underlying=u)
+                for i, u in enumerate(["NIFTY", "NIFTY", "TCS", "NIFTY"])
+            ]
+            assert batch.written(records[0].path).read_bytes() == b"{0}"
+            assert manifests == []
+        assert sorted(manifests) == ["underlying=NIFTY", "underlying=TCS"]
+        nifty = lake.bronze_manifest("option_chain", DAY, "NIFTY")
+        assert [e["file_name"] for e in nifty] == ["0.json", "1.json", "3.json"]
+        assert nifty[2] == records[3].to_dict()
+        assert [p.name for p in lake.bronze_dir("option_chain", DAY, "TCS").iterdir()] == [
+            "2.json",
+            "_manifest.json",
+        ]
+
+    def test_a_failed_write_is_raised_and_the_rest_recorded(self, lake_root, monkeypatch):
+        """One file that cannot be written fails the batch at close; the others stay listed."""
+        from include.nse import lake as lake_module
+
+        write = lake_module._atomic_write_bytes
+
+        def full_for_b(path, data):
+            if path.name == "b.json":
+                raise OSError("disk full")
+            write(path, data)
+
+        monkeypatch.setattr(lake_module, "_atomic_write_bytes", full_for_b)
+        lake = Lake(lake_root)
+        with pytest.raises(OSError, match="disk full"), lake.bronze_batch() as batch:
+            for name in ("a.json", "b.json", "c.json"):
+                batch.write("option_chain", DAY, name, b"{}", url="u", underlying="NIFTY")
+        manifest = lake.bronze_manifest("option_chain", DAY, "NIFTY")
+        assert [e["file_name"] for e in manifest] == ["a.json", "c.json"]
+
+    def test_same_name_twice_keeps_both(self, lake_root):
+        """A name written twice in one batch keeps the first bytes under _superseded/."""
+        lake = Lake(lake_root)
+        with lake.bronze_batch() as batch:
+            batch.write("cm_delivery", DAY, "f.csv", b"old", url="u")
+            batch.write("cm_delivery", DAY, "f.csv", b"new", url="u")
+        directory = lake.bronze_dir("cm_delivery", DAY)
+        assert (directory / "f.csv").read_bytes() == b"new"
+        assert [p.read_bytes() for p in (directory / "_superseded").iterdir()] == [b"old"]
+        assert [e["size"] for e in lake.bronze_manifest("cm_delivery", DAY)] == [3, 3]

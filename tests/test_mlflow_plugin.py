@@ -105,6 +105,27 @@ def test_one_run_per_dag_run_with_task_metrics(dag, dag_env, store, tmp_path):
         assert [a.path for a in artifacts] == ["validate_fo_bhavcopy/validation.json"]
 
 
+def test_mapped_tasks_are_recorded_one_by_one(store):
+    """Each mapped task instance gets metrics of its own, under a name MLflow accepts."""
+    import nse_mlflow
+    from mlflow import MlflowClient
+
+    names = [nse_mlflow.task_name("fetch", i) for i in (0, 1)] + [nse_mlflow.task_name("load", -1)]
+    tasks = [
+        {"name": name, "state": "success", "metrics": {"rows": float(n)}, "artifacts": []}
+        for n, name in enumerate(names)
+    ]
+    facts = {"dag_id": DAG_ID, "run_id": "r1", "start_time": 0, "end_time": 1000}
+    facts |= {"params": {}, "tags": {}, "tasks": tasks}
+    client = MlflowClient(tracking_uri=store)
+    nse_mlflow.record(client, facts, "FINISHED")
+    (run,) = _finished_runs(client, 1)
+    assert run.data.metrics["fetch/0.rows"] == 0
+    assert run.data.metrics["fetch/1.rows"] == 1
+    assert run.data.metrics["load.rows"] == 2
+    assert run.data.tags["fetch/1.state"] == "success"
+
+
 def test_switched_off_then_unreachable_costs_no_time(dag, dag_env, store, monkeypatch, capfd):
     """Switched off nothing is tracked; with the server down the DAG succeeds as fast, and the
     recording child says why it recorded nothing."""

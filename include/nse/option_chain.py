@@ -5,13 +5,16 @@ A cycle, for a list of underlyings:
 1. `fetch_batch`: for each underlying, the expiries (`option-chain-contract-info`) and then
    each expiry's chain (`option-chain-v3`), every response kept in bronze under
    `bronze/option_chain/trade_date=D/underlying=X/` with the time we received it in its name,
-   so nothing is ever overwritten. An underlying that fails is recorded, not raised.
+   so nothing is ever overwritten, and each underlying's bronze manifest rewritten once per
+   cycle (`Lake.bronze_batch`). An underlying that fails is recorded, not raised.
 2. `store_batch`: each response parsed; a response whose exchange timestamp did not move since
    the last one stored for that underlying and expiry is stale and is not stored again. The
    rest become one Parquet file per fetch under `silver/option_chain/trade_date=D/underlying=X/`
    (D being the snapshot's own date), with `_latest.json` there remembering the last stored
    timestamp per expiry.
-3. `load_parts`: silver files into ClickHouse, and their analytics into gold and ClickHouse.
+3. `validate_parts`: the cycle's new silver rows checked against the dataset's expectations
+   (`include/nse/quality.py`), one validation per trade date, before anything is loaded.
+4. `load_parts`: silver files into ClickHouse, and their analytics into gold and ClickHouse.
    Rows go in only for (underlying, snapshot, expiry) the table does not hold yet, so loading a
    snapshot twice leaves one copy (see `include/sql/0008_option_chain.sql`).
 
@@ -28,9 +31,9 @@ from pathlib import Path
 
 import polars as pl
 
-from include.nse import chain_analytics, warehouse
+from include.nse import chain_analytics, quality, warehouse
 from include.nse.errors import NSEError
-from include.nse.lake import Lake, _atomic_write_bytes
+from include.nse.lake import BronzeBatch, Lake, _atomic_write_bytes
 from include.nse.sources.option_chain import (
     DATASET,
     IST,
@@ -80,13 +83,13 @@ def chain_type(underlying: str) -> str:
 
 
 # ---- fetch ---------------------------------------------------------------------------------
-def fetch_snapshot(client, lake: Lake, underlying: str) -> dict:
+def fetch_snapshot(client, bronze: BronzeBatch, underlying: str) -> dict:
     """Every expiry's chain of one underlying into bronze; returns the responses' bronze paths."""
     responses = []
 
     def keep(response, label: str) -> Path:
         received = response.fetched_at.astimezone(IST)
-        record = lake.write_bronze(
+        record = bronze.write(
             DATASET.name,
             received.date(),
             f"{received:%H%M%S_%f}_{label}.json",
@@ -100,7 +103,7 @@ def fetch_snapshot(client, lake: Lake, underlying: str) -> dict:
         return Path(record.path)
 
     info = client.get_api(CONTRACT_INFO, {"symbol": underlying})
-    info_path = keep(info, "contract-info")
+    info_path = bronze.written(keep(info, "contract-info"))  # kept before it is parsed
     for expiry in expiry_dates(info.content, info_path.name):
         params = {"type": chain_type(underlying), "symbol": underlying}
         response = client.get_api(CHAIN, {**params, "expiry": nse_date_text(expiry)})
@@ -113,12 +116,13 @@ def fetch_batch(client, lake: Lake, names: list[str]) -> dict:
     """`fetch_snapshot` for each name; a failing underlying is recorded and the rest go on."""
     started = time.monotonic()
     fetched, failed = [], {}
-    for underlying in names:
-        try:
-            fetched.append(fetch_snapshot(client, lake, underlying))
-        except NSEError as e:
-            log.warning("option chain of %s not fetched: %s", underlying, e)
-            failed[underlying] = str(e)
+    with lake.bronze_batch() as bronze:
+        for underlying in names:
+            try:
+                fetched.append(fetch_snapshot(client, bronze, underlying))
+            except NSEError as e:
+                log.warning("option chain of %s not fetched: %s", underlying, e)
+                failed[underlying] = str(e)
     return {
         "fetched": fetched,
         "failed": failed,
@@ -210,6 +214,22 @@ def missing_share(expected: list[str], failed: dict[str, str]) -> float:
     if not expected:
         return 0.0
     return len(set(failed) & set(expected)) / len(set(expected))
+
+
+# ---- quality gate --------------------------------------------------------------------------
+def validate_parts(lake: Lake, parts: list[str]) -> list[quality.Report]:
+    """The new silver rows of a cycle validated together, one report per trade date; the result
+    is kept under `quality/option_chain/trade_date=D/` named by the earliest response's time."""
+    if not parts:
+        return []
+    rows = pl.concat([pl.read_parquet(part) for part in parts])
+    reports = []
+    for (trade_date,), day in rows.partition_by("trade_date", as_dict=True).items():
+        received = day["fetched_at"].min().astimezone(IST)
+        reports.append(
+            quality.validate_rows(lake, DATASET, day, trade_date, f"{received:%H%M%S_%f}")
+        )
+    return reports
 
 
 # ---- warehouse and gold --------------------------------------------------------------------

@@ -191,7 +191,11 @@ def validate_frame(
     )
     result = definition.run(
         batch_parameters={"dataframe": df.to_pandas()},
-        expectation_parameters={PREVIOUS_ROWS: previous_rows or 0, TRADE_DATE: [trade_date]},
+        expectation_parameters={
+            PREVIOUS_ROWS: previous_rows or 0,
+            # A date column reaches pandas as datetime64, which compares with datetimes.
+            TRADE_DATE: [dt.datetime.combine(trade_date, dt.time())],
+        },
         result_format="SUMMARY",
     )
     outcomes = [_outcome(r) for r in result.results]
@@ -267,7 +271,11 @@ def validate_rows(
     row-count checks are skipped. Never raises on failed expectations, like
     `validate_partition`."""
     report, gx_result = validate_frame(dataset.name, suite(dataset), df, trade_date)
-    _keep(report, gx_result, result_path(lake, dataset.name, trade_date).with_name(result_name))
+    _keep(
+        report,
+        gx_result,
+        result_path(lake, dataset.name, trade_date).with_name(f"{result_name}.json"),
+    )
     return report
 
 

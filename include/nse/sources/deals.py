@@ -32,7 +32,14 @@ import polars as pl
 from include.nse.errors import ParseError
 from include.nse.sources._csv import LINE, read_csv, refuse_rows, require_unique, to_silver
 from include.nse.sources.base import Column, Dataset
-from include.nse.sources.checks import one_of, positive
+from include.nse.sources.checks import (
+    WARNING,
+    not_null,
+    on_trade_date,
+    one_of,
+    positive,
+    row_count_band,
+)
 
 HISTORY_PATH = "/api/historicalOR/bulk-block-short-deals"
 NO_RECORDS = "NO RECORDS"
@@ -77,8 +84,17 @@ COLUMNS = (
     ),
 )
 KEY = ("trade_date", "symbol", "client_name", "side", "quantity", "price", "deal_ordinal")
-#: What a sound day looks like. No row-count band: deals come and go, block deals often to none.
-CHECKS = (*positive("quantity", "price", "deal_ordinal"), one_of("side", SIDES))
+#: Deal counts swing from day to day (46 and 63 bulk deals in two real files; block deals often
+#: none), so the row count compared with the previous day's is only a warning, in a wide band.
+DEALS_ROW_BAND = (0.2, 5.0)
+#: What a sound day looks like.
+CHECKS = (
+    *not_null("security_name"),
+    *positive("quantity", "price", "deal_ordinal"),
+    one_of("side", SIDES),
+    on_trade_date(),
+    row_count_band(*DEALS_ROW_BAND, WARNING),
+)
 
 #: Silver column -> the file's header, compared after `_normalised` (web exports pad names and
 #: may space the slash).

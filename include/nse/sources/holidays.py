@@ -21,6 +21,7 @@ import polars as pl
 
 from include.nse.errors import ParseError
 from include.nse.sources.base import Column, Dataset
+from include.nse.sources.checks import WARNING, not_null, one_of
 
 API_PATH = "/api/holiday-master"
 API_PARAMS = {"type": "trading"}
@@ -47,6 +48,18 @@ COLUMNS = (
     ),
 )
 KEY = ("date", "segment")
+#: Segment codes in NSE's holiday master (every list of the real 2023 and 2025 answers).
+SEGMENTS = ("CBM", "CD", "CM", "CMOT", "COM", "FO", "IRD", "MF", "NDM", "NTRP", "SLBS")
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+#: What a sound holiday master looks like. A segment code outside the known ones is only
+#: recorded: NSE adds segments now and then, and only CM, FO, CD and COM steer the calendar.
+CHECKS = (
+    *not_null("description", "weekday"),
+    one_of("weekday", WEEKDAYS),
+    one_of("morning_session", SESSION_STATES),
+    one_of("evening_session", SESSION_STATES),
+    one_of("segment", SEGMENTS, WARNING),
+)
 
 
 def _lists(raw: bytes, file_name: str) -> dict[str, list]:
@@ -148,4 +161,5 @@ DATASET = Dataset(
     host="api",
     expected_kinds=("json",),
     doc=__doc__,
+    checks=CHECKS,
 )

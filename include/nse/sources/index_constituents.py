@@ -50,6 +50,17 @@ from include.nse.sources._csv import (
     to_silver,
 )
 from include.nse.sources.base import Column, Dataset
+from include.nse.sources.checks import (
+    CM_SERIES,
+    ISIN_REGEX,
+    WARNING,
+    Check,
+    between,
+    matches,
+    not_null,
+    on_trade_date,
+    one_of,
+)
 
 COLUMNS = (
     Column(
@@ -85,6 +96,23 @@ COLUMNS = (
     Column("source_format", pl.String, "String", "Where the row came from: csv, mcwb or api."),
 )
 KEY = ("trade_date", "index_name", "symbol")
+#: What a sound snapshot looks like: one row per symbol and per ISIN in each index (the archive
+#: has no ISINs, so rows without one are left out of that check). A series outside the known set
+#: is only recorded: NSE's lists hold EQ and BE today and may carry another.
+CHECKS = (
+    *not_null("company_name"),
+    matches("isin", ISIN_REGEX),
+    Check(
+        "ExpectCompoundColumnsToBeUnique",
+        {
+            "column_list": ["trade_date", "index_name", "isin"],
+            "ignore_row_if": "any_value_is_missing",
+        },
+    ),
+    between("weight", 0, 100),
+    on_trade_date(),
+    one_of("series", CM_SERIES, WARNING),
+)
 
 
 @dataclass(frozen=True)
@@ -397,4 +425,5 @@ DATASET = Dataset(
     parse=parse,
     expected_kinds=("csv", "zip", "json"),
     doc=__doc__,
+    checks=CHECKS,
 )

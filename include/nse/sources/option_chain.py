@@ -29,6 +29,13 @@ import polars as pl
 
 from include.nse.errors import ParseError
 from include.nse.sources.base import Column, Dataset
+from include.nse.sources.checks import (
+    WARNING,
+    at_most,
+    non_negative,
+    one_of,
+    positive,
+)
 
 IST = ZoneInfo("Asia/Kolkata")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -74,6 +81,17 @@ COLUMNS = (
     Column("source_format", pl.String, "String", "Shape read: v3, or legacy (records+filtered)."),
 )
 KEY = ("underlying", "snapshot_ts", "expiry_date", "strike_price", "option_type")
+_DTYPES = {column.name: column.dtype for column in COLUMNS}
+#: What a sound snapshot looks like. The change in open interest and in price can be negative;
+#: prices are above zero where there is one (silver holds null for NSE's 0). A bid above the
+#: ask is only recorded: the two sides are quoted at slightly different moments.
+CHECKS = (
+    *positive("strike_price", "underlying_value", "last_price", "bid_price", "ask_price"),
+    one_of("option_type", LEGS),
+    at_most("trade_date", "expiry_date"),
+    *non_negative("open_interest", "volume", "implied_volatility", "bid_qty", "ask_qty"),
+    at_most("bid_price", "ask_price", WARNING),
+)
 
 #: Silver column -> the leg's field, in each shape.
 _FIELDS = {
@@ -176,16 +194,20 @@ def parse(
         raise ParseError(file_name, "expected a list of strikes", column="records.data")
     snapshot_ts = snapshot_time(records.get("timestamp"), file_name)
     shape = _shape(items, file_name)
-    fields = _FIELDS[shape]
+    # Checked and collected in plain Python, one pass over the legs: a response is small, and a
+    # polars operation costs more to set up than the whole loop.
+    fields = [(name, field, name in _ZERO_IS_NONE) for name, field in _FIELDS[shape].items()]
+    expiry_field = _EXPIRY_FIELD[shape]
     columns: dict[str, list] = {
-        name: [] for name in ("underlying", "underlying_value", "expiry_date", "strike_price")
+        name: []
+        for name in ("underlying", "underlying_value", "expiry_date", "strike_price", "option_type")
     }
-    columns |= {"option_type": [], **{name: [] for name in fields}}
+    columns |= {name: [] for name, *_ in fields}
+    legs_seen: set[tuple] = set()
+    duplicate = None
     for i, item in enumerate(items):
         where = f"records.data[{i}]"
-        expiry = nse_date(
-            item.get(_EXPIRY_FIELD[shape]), file_name, f"{where}.{_EXPIRY_FIELD[shape]}"
-        )
+        expiry = nse_date(item.get(expiry_field), file_name, f"{where}.{expiry_field}")
         strike = _number(item, "strikePrice", file_name, where)
         for option_type in LEGS:
             leg = item.get(option_type)
@@ -194,6 +216,9 @@ def parse(
             leg_where = f"{where}.{option_type}"
             if not isinstance(leg, dict):
                 raise ParseError(file_name, "expected an object", column=leg_where)
+            if (expiry, strike, option_type) in legs_seen:
+                duplicate = duplicate or (expiry, strike, option_type)
+            legs_seen.add((expiry, strike, option_type))
             columns["underlying"].append(leg.get("underlying", underlying))
             columns["underlying_value"].append(
                 leg.get("underlyingValue", records.get("underlyingValue"))
@@ -201,40 +226,28 @@ def parse(
             columns["expiry_date"].append(expiry)
             columns["strike_price"].append(strike)
             columns["option_type"].append(option_type)
-            for name, field in fields.items():
-                columns[name].append(_number(leg, field, file_name, leg_where))
-    frame = pl.DataFrame(
-        columns,
-        schema={
-            "underlying": pl.String,
-            "underlying_value": pl.Float64,
-            "expiry_date": pl.Date,
-            "strike_price": pl.Float64,
-            "option_type": pl.String,
-            **{name: DATASET.schema[name] for name in fields},
-        },
-    )
-    _check_underlying(frame, file_name, underlying)
-    if frame["underlying_value"].null_count():
+            for name, field, zero_is_none in fields:
+                value = _number(leg, field, file_name, leg_where)
+                columns[name].append(None if zero_is_none and value == 0 else value)
+    _check_underlying(columns["underlying"], file_name, underlying)
+    if None in columns["underlying_value"]:
         raise ParseError(
             file_name, "no underlyingValue in a leg or in records", column="records.underlyingValue"
         )
-    silver = frame.with_columns(
-        *(pl.col(name).replace(0.0, None) for name in _ZERO_IS_NONE),
-        trade_date=pl.lit(snapshot_ts.date()),
-        snapshot_ts=pl.lit(snapshot_ts, dtype=DATASET.schema["snapshot_ts"]),
-        fetched_at=pl.lit(fetched_at, dtype=DATASET.schema["fetched_at"]),
-        source_format=pl.lit(shape),
-    )
-    duplicated = silver.select(KEY).is_duplicated()
-    if duplicated.any():
-        first = silver.filter(duplicated).row(0, named=True)
+    if duplicate:
+        expiry, strike, option_type = duplicate
         raise ParseError(
             file_name,
-            f"strike {first['strike_price']} {first['option_type']} of {first['expiry_date']} "
-            "appears more than once",
+            f"strike {float(strike)} {option_type} of {expiry} appears more than once",
             column="records.data",
         )
+    frame = pl.DataFrame(columns, schema={name: _DTYPES[name] for name in columns})
+    silver = frame.with_columns(
+        trade_date=pl.lit(snapshot_ts.date()),
+        snapshot_ts=pl.lit(snapshot_ts, dtype=_DTYPES["snapshot_ts"]),
+        fetched_at=pl.lit(fetched_at, dtype=_DTYPES["fetched_at"]),
+        source_format=pl.lit(shape),
+    )
     return DATASET.conform(silver)
 
 
@@ -263,9 +276,10 @@ def _number(obj: dict, field: str, file_name: str, where: str) -> float | int:
     return value
 
 
-def _check_underlying(frame: pl.DataFrame, file_name: str, expected: str | None) -> None:
-    names = set(frame["underlying"].drop_nulls().unique().to_list())
-    if frame["underlying"].null_count() or len(names) > 1:
+def _check_underlying(legs: list[str | None], file_name: str, expected: str | None) -> None:
+    """Every leg names the same underlying, the one expected when given."""
+    names = set(legs) - {None}
+    if None in legs or len(names) > 1:
         raise ParseError(
             file_name,
             f"legs name the underlying {sorted(names) or 'nowhere'}; expected one name in every "
@@ -295,4 +309,5 @@ DATASET = Dataset(
     host="api",
     expected_kinds=("json",),
     doc=__doc__,
+    checks=CHECKS,
 )
