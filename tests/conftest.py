@@ -82,6 +82,31 @@ def clickhouse_server() -> dict:
         subprocess.run([str(PROJECT_ROOT / "scripts" / "clickhouse-local.sh"), "stop"], check=False)
 
 
+def parse_dag(dag_id: str):
+    """Parse one DAG file afresh (`dag.test(run_conf=...)` changes a parsed DAG's params)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / f"{dag_id}.py"))
+    assert bag.import_errors == {}
+    return bag.dags[dag_id]
+
+
+def clickhouse_connection(server: dict, database: str) -> str:
+    """The `clickhouse_default` connection, as JSON for `AIRFLOW_CONN_CLICKHOUSE_DEFAULT`."""
+    import json
+
+    return json.dumps(
+        {
+            "conn_type": "clickhouse",
+            "host": server["host"],
+            "port": server["port"],
+            "login": server["user"],
+            "password": server["password"],
+            "schema": database,
+        }
+    )
+
+
 @pytest.fixture()
 def ch_database(clickhouse_server) -> str:
     """A fresh database for one test, dropped afterwards."""

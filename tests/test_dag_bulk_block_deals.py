@@ -12,6 +12,7 @@ from test_dag_cm_bhavcopy import _task_states
 
 from include.nse.generate import generate
 from include.nse.standin import api_file
+from tests.conftest import parse_dag
 
 pytestmark = [pytest.mark.airflow, pytest.mark.clickhouse, pytest.mark.slow]
 
@@ -55,14 +56,8 @@ def env(dag_env, monkeypatch):
 
 @pytest.fixture()
 def dag():
-    """A freshly parsed DAG for each test: `dag.test(run_conf=...)` leaves its params changed."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    from tests.conftest import PROJECT_ROOT
-
-    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "nse_bulk_block_deals.py"))
-    assert bag.import_errors == {}
-    return bag.dags["nse_bulk_block_deals"]
+    """A freshly parsed DAG for each test."""
+    return parse_dag("nse_bulk_block_deals")
 
 
 def test_shape_and_pools(dag):

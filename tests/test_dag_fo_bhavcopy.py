@@ -12,6 +12,7 @@ import test_dag_cm_bhavcopy as cm_dag
 from test_dag_cm_bhavcopy import _task_states
 
 from include.nse.generate import generate
+from tests.conftest import parse_dag
 
 pytestmark = [pytest.mark.airflow, pytest.mark.clickhouse, pytest.mark.slow]
 
@@ -47,14 +48,8 @@ def nse_root(tmp_path_factory):
 
 @pytest.fixture()
 def dag():
-    """A freshly parsed DAG for each test: `dag.test(run_conf=...)` leaves its params changed."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    from tests.conftest import PROJECT_ROOT
-
-    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "nse_fo_bhavcopy.py"))
-    assert bag.import_errors == {}
-    return bag.dags["nse_fo_bhavcopy"]
+    """A freshly parsed DAG for each test."""
+    return parse_dag("nse_fo_bhavcopy")
 
 
 def test_a_day_lands_once_in_clickhouse(dag, dag_env, nse_root, ch_client):

@@ -13,6 +13,7 @@ import test_dag_cm_bhavcopy as cm_dag
 from test_dag_cm_bhavcopy import _task_states
 
 from include.nse.generate import generate
+from tests.conftest import parse_dag
 
 pytestmark = [pytest.mark.airflow, pytest.mark.clickhouse, pytest.mark.slow]
 
@@ -65,14 +66,8 @@ def env(dag_env, monkeypatch):
 
 @pytest.fixture()
 def dag():
-    """A freshly parsed DAG for each test: `dag.test(run_conf=...)` leaves its params changed."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    from tests.conftest import PROJECT_ROOT
-
-    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "nse_index_constituents.py"))
-    assert bag.import_errors == {}
-    return bag.dags["nse_index_constituents"]
+    """A freshly parsed DAG for each test."""
+    return parse_dag("nse_index_constituents")
 
 
 def test_month_end_then_daily_lists_give_history(dag, env, nse_root, ch_client):

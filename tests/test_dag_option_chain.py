@@ -12,6 +12,7 @@ from test_dag_cm_bhavcopy import _task_states
 from include.nse.generate_option_chain import write_option_chains
 from include.nse.sources.option_chain import IST
 from include.nse.standin import StandIn
+from tests.conftest import clickhouse_connection, parse_dag
 
 pytestmark = [pytest.mark.airflow, pytest.mark.clickhouse, pytest.mark.slow]
 
@@ -42,27 +43,16 @@ def dag_env(nse_root, tmp_path, monkeypatch, airflow_db, clickhouse_server, ch_d
         monkeypatch.setenv(
             "AIRFLOW_CONN_NSE_API", json.dumps({"conn_type": "http", "host": standin.url})
         )
-        ch = {
-            "conn_type": "clickhouse",
-            "host": clickhouse_server["host"],
-            "port": clickhouse_server["port"],
-            "login": clickhouse_server["user"],
-            "password": clickhouse_server["password"],
-            "schema": ch_database,
-        }
-        monkeypatch.setenv("AIRFLOW_CONN_CLICKHOUSE_DEFAULT", json.dumps(ch))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_CLICKHOUSE_DEFAULT", clickhouse_connection(clickhouse_server, ch_database)
+        )
         yield {"standin": standin, "lake": tmp_path / "lake", "database": ch_database}
 
 
 @pytest.fixture()
 def dag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    from tests.conftest import PROJECT_ROOT
-
-    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "nse_option_chain.py"))
-    assert bag.import_errors == {}
-    return bag.dags["nse_option_chain"]
+    """A freshly parsed DAG for each test."""
+    return parse_dag("nse_option_chain")
 
 
 def _state(thing) -> str:

@@ -16,6 +16,7 @@ import test_dag_cm_bhavcopy as cm_dag
 from test_dag_cm_bhavcopy import _task_states
 
 from include.nse.generate import generate
+from tests.conftest import parse_dag
 
 pytestmark = [pytest.mark.airflow, pytest.mark.clickhouse, pytest.mark.slow]
 
@@ -95,13 +96,8 @@ def slack(monkeypatch):
 
 @pytest.fixture()
 def dag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    from tests.conftest import PROJECT_ROOT
-
-    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "nse_fo_bhavcopy.py"))
-    assert bag.import_errors == {}
-    return bag.dags["nse_fo_bhavcopy"]
+    """A freshly parsed DAG for each test."""
+    return parse_dag("nse_fo_bhavcopy")
 
 
 def _run_at(day: dt.date) -> dt.datetime:

@@ -11,6 +11,7 @@ import pytest
 import test_dag_cm_bhavcopy as cm_dag
 
 from include.nse.generate import generate
+from tests.conftest import parse_dag
 
 pytestmark = [pytest.mark.airflow, pytest.mark.clickhouse, pytest.mark.slow]
 
@@ -29,13 +30,8 @@ def nse_root(tmp_path_factory):
 
 @pytest.fixture()
 def dag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    from tests.conftest import PROJECT_ROOT
-
-    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "nse_fo_bhavcopy.py"))
-    assert bag.import_errors == {}
-    return bag.dags[DAG_ID]
+    """A freshly parsed DAG for each test."""
+    return parse_dag("nse_fo_bhavcopy")
 
 
 @pytest.fixture()
