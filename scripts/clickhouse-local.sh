@@ -60,7 +60,10 @@ start() {
     return 1
   fi
   write_config
-  (cd "$CH_DIR" && nohup clickhouse-server --config-file="$CH_DIR/config.xml" >"$CH_DIR/log/stdout.log" 2>&1 & echo $! >"$pidfile")
+  # `exec`: the recorded pid is the server's own, not a subshell's, so `stop` really stops it.
+  (cd "$CH_DIR" && exec nohup clickhouse-server --config-file="$CH_DIR/config.xml" \
+    >"$CH_DIR/log/stdout.log" 2>&1) &
+  echo $! >"$pidfile"
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$CH_HTTP_PORT") 2>/dev/null && \
        [[ "$(curl -s "http://127.0.0.1:$CH_HTTP_PORT/ping" 2>/dev/null)" == "Ok." ]]; then
