@@ -32,6 +32,7 @@ from include.nse.calendar import (
 from include.nse.client import NSEClient
 from include.nse.errors import ParseError
 from include.nse.lake import Lake, sha256_bytes
+from include.nse.pipeline import keep_response
 from include.nse.sources.holidays import API_PARAMS, API_PATH, DATASET
 
 BRONZE_FILE = "holiday-master_type=trading.json"
@@ -46,24 +47,10 @@ def fetch_holiday_master(client: NSEClient, lake: Lake, day: dt.date) -> dict:
     """NSE's holiday master into bronze, under the day it was fetched."""
     started = time.monotonic()
     response = client.get_api(API_PATH, API_PARAMS)
-    record = lake.write_bronze(
-        DATASET.name,
-        day,
-        BRONZE_FILE,
-        response.content,
-        url=response.url,
-        status=response.status,
-        content_type=response.content_type,
-        fetched_at=response.fetched_at,
-    )
     return {
         "dataset": DATASET.name,
         "fetched_on": day.isoformat(),
-        "path": record.path,
-        "url": record.url,
-        "sha256": record.sha256,
-        "bytes": record.size,
-        "seconds": round(time.monotonic() - started, 3),
+        **keep_response(lake, DATASET.name, day, BRONZE_FILE, response, started),
     }
 
 

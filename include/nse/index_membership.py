@@ -36,6 +36,7 @@ import polars as pl
 from include.nse.client import Fetched, NSEClient
 from include.nse.errors import NotPublished, ParseError
 from include.nse.lake import Lake, sha256_bytes
+from include.nse.pipeline import keep_response
 from include.nse.sources import index_constituents as source
 from include.nse.warehouse import identifier
 
@@ -133,25 +134,12 @@ def _keep(
     as_of: dt.date | None,
     started: float,
 ) -> dict:
-    record = lake.write_bronze(
-        _bronze_dataset(index),
-        trade_date,
-        file_name,
-        response.content,
-        url=response.url,
-        status=response.status,
-        content_type=response.content_type,
-        fetched_at=response.fetched_at,
-    )
     return {
         "index_name": index.name,
         "trade_date": trade_date.isoformat(),
-        "path": record.path,
-        "url": record.url,
-        "sha256": record.sha256,
         "source": kind,
         "as_of": as_of.isoformat() if as_of else None,
-        "seconds": round(time.monotonic() - started, 3),
+        **keep_response(lake, _bronze_dataset(index), trade_date, file_name, response, started),
     }
 
 

@@ -99,8 +99,26 @@ def _keep(
     file_name: str,
     started: float,
 ) -> dict:
+    return {
+        "dataset": dataset.name,
+        "trade_date": trade_date.isoformat(),
+        "attempts": response.attempts,
+        **keep_response(lake, dataset.name, trade_date, file_name, response, started),
+    }
+
+
+def keep_response(
+    lake: Lake,
+    dataset_name: str,
+    trade_date: dt.date,
+    file_name: str,
+    response: Fetched,
+    started: float,
+) -> dict:
+    """A response's raw bytes into bronze, with what the client recorded of it; returns the
+    stats every fetch step reports (where the bytes went, their digest and size, the time)."""
     record = lake.write_bronze(
-        dataset.name,
+        dataset_name,
         trade_date,
         file_name,
         response.content,
@@ -110,13 +128,10 @@ def _keep(
         fetched_at=response.fetched_at,
     )
     return {
-        "dataset": dataset.name,
-        "trade_date": trade_date.isoformat(),
         "path": record.path,
         "url": record.url,
         "sha256": record.sha256,
         "bytes": record.size,
-        "attempts": response.attempts,
         "seconds": round(time.monotonic() - started, 3),
     }
 
