@@ -26,8 +26,8 @@ import polars as pl
 from bench.option_chain import bench_option_chain
 from bench.option_chain_scheduler import bench_scheduler
 from include.nse import sources, warehouse
-from include.nse.generate import generate
 from include.nse.sources import _csv
+from include.nse_standin.generate import generate
 
 LEGACY_DAY, UDIFF_DAY = dt.date(2024, 7, 5), dt.date(2024, 7, 8)
 REPEAT = 5
@@ -110,7 +110,7 @@ def bench_fetch(root: Path) -> None:
 
     from include.nse.client import NSEClient
     from include.nse.config import Settings
-    from include.nse.standin import StandIn
+    from include.nse_standin.server import StandIn
 
     path = sources.get("cm_bhavcopy").remote_paths(LEGACY_DAY)[0]
     with StandIn(root) as standin, httpx.Client() as bare:

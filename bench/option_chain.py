@@ -36,10 +36,10 @@ def bench_option_chain(root: Path) -> None:
     from include.nse import option_chain, warehouse
     from include.nse.client import NSEClient
     from include.nse.config import Settings
-    from include.nse.generate_option_chain import write_option_chains
     from include.nse.lake import Lake
     from include.nse.sources.option_chain import IST
-    from include.nse.standin import StandIn
+    from include.nse_standin.option_chain import write_option_chains
+    from include.nse_standin.server import StandIn
 
     snapshot = dt.datetime(2024, 7, 5, 11, 0, 3, tzinfo=IST)
     underlyings = names(UNDERLYINGS)

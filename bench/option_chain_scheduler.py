@@ -230,9 +230,9 @@ def busy_seconds(tasks: list[dict]) -> float:
 def bench(work: Path, api_rate: float, batch_size: int | None = None) -> int:
     from clickhouse_driver import Client
 
-    from include.nse.generate_option_chain import write_option_chains
     from include.nse.sources.option_chain import IST
-    from include.nse.standin import StandIn
+    from include.nse_standin.option_chain import write_option_chains
+    from include.nse_standin.server import StandIn
 
     underlyings = names(UNDERLYINGS)
     snapshot = dt.datetime.combine(DAY, dt.time(15, 30), IST)

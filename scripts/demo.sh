@@ -91,17 +91,18 @@ start_bg mlflow "$root/.venv/bin/mlflow" server --host 127.0.0.1 --port "$MLFLOW
 say "NSE files for $FROM .. $TO (generated, in NSE's formats and URL layout)"
 holiday_args=()
 for h in ${HOLIDAYS//,/ }; do holiday_args+=(--holiday "$h"); done
-"$PY" -m include.nse generate --from "$FROM" --to "$TO" --out "$state/nse" "${holiday_args[@]}"
+"$PY" -m include.nse_standin generate --from "$FROM" --to "$TO" --out "$state/nse" "${holiday_args[@]}"
 "$PY" - <<PY
 import datetime as dt, json, pathlib
-from include.nse.generate_option_chain import IST, write_option_chains
+from include.nse_standin.market import IST
+from include.nse_standin.option_chain import write_option_chains
 at = dt.datetime.fromisoformat("${TO}T15:30:00").replace(tzinfo=IST)
 stats = write_option_chains(pathlib.Path("$state/nse"), json.loads('$CHAIN_UNDERLYINGS'), at)
 print(json.dumps({"option_chain": stats, "snapshot": at.isoformat()}))
 PY
 
 say "NSE stand-in on http://127.0.0.1:$STANDIN_PORT"
-start_bg standin "$PY" -m include.nse standin --root "$state/nse" --port "$STANDIN_PORT"
+start_bg standin "$PY" -m include.nse_standin serve --root "$state/nse" --port "$STANDIN_PORT"
 wait_http "http://127.0.0.1:$STANDIN_PORT/" "the stand-in" 20 || true
 
 wait_http "$MLFLOW_TRACKING_URI/health" "the MLflow server" 180

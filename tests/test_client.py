@@ -11,7 +11,7 @@ import pytest
 from include.nse.client import NSEClient
 from include.nse.config import Settings
 from include.nse.errors import FetchError, NotPublished
-from include.nse.standin import StandIn, api_file
+from include.nse_standin.server import StandIn, api_file
 
 ZIP_PATH = "/content/cm/BhavCopy_NSE_CM_0_0_0_20240708_F_0000.csv.zip"
 CSV_PATH = "/products/content/sec_bhavdata_full_08072024.csv"

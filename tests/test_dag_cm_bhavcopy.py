@@ -10,8 +10,8 @@ import zipfile
 
 import pytest
 
-from include.nse.generate import generate
-from include.nse.standin import StandIn
+from include.nse_standin.generate import generate
+from include.nse_standin.server import StandIn
 from tests.conftest import clickhouse_connection, parse_dag
 
 pytestmark = [pytest.mark.airflow, pytest.mark.clickhouse, pytest.mark.slow]

@@ -12,7 +12,7 @@ import pytest
 import test_dag_cm_bhavcopy as cm_dag
 from test_dag_cm_bhavcopy import _task_states
 
-from include.nse.generate import generate
+from include.nse_standin.generate import generate
 from tests.conftest import parse_dag
 
 pytestmark = [pytest.mark.airflow, pytest.mark.clickhouse, pytest.mark.slow]

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 from test_dag_cm_bhavcopy import _task_states
 
-from include.nse.generate_option_chain import write_option_chains
 from include.nse.sources.option_chain import IST
-from include.nse.standin import StandIn
+from include.nse_standin.option_chain import write_option_chains
+from include.nse_standin.server import StandIn
 from tests.conftest import clickhouse_connection, parse_dag
 
 pytestmark = [pytest.mark.airflow, pytest.mark.clickhouse, pytest.mark.slow]

@@ -9,8 +9,8 @@ import pendulum
 import pytest
 from test_dag_cm_bhavcopy import _task_states
 
-from include.nse.generate import generate
-from include.nse.standin import StandIn, api_file
+from include.nse_standin.generate import generate
+from include.nse_standin.server import StandIn, api_file
 from tests.conftest import clickhouse_connection, parse_dag
 
 pytestmark = [pytest.mark.airflow, pytest.mark.clickhouse, pytest.mark.slow]

@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from include.nse.generate import EPOCH, generate, generate_command, trading_days
+from include.nse_standin.cli import generate_command
+from include.nse_standin.generate import generate
+from include.nse_standin.market import EPOCH, trading_days
 
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 FIRST, LAST = dt.date(2024, 7, 1), dt.date(2024, 7, 10)

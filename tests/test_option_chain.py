@@ -13,13 +13,13 @@ import pytest
 from include.nse import option_chain, warehouse
 from include.nse.client import NSEClient
 from include.nse.config import Settings
-from include.nse.generate import generate
-from include.nse.generate_option_chain import write_option_chains
 from include.nse.lake import Lake
 from include.nse.pipeline import bronze_to_silver
 from include.nse.sources import get
 from include.nse.sources.option_chain import IST
-from include.nse.standin import StandIn
+from include.nse_standin.generate import generate
+from include.nse_standin.option_chain import write_option_chains
+from include.nse_standin.server import StandIn
 from tests.conftest import PROJECT_ROOT
 
 FIRST = dt.datetime(2024, 7, 5, 10, 15, 2, tzinfo=IST)

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 from include.nse import quality, sources, warehouse
-from include.nse.generate import generate
 from include.nse.lake import Lake
 from include.nse.sources import checks
+from include.nse_standin.generate import generate
 
 DATASETS = ("cm_bhavcopy", "cm_delivery", "fo_bhavcopy")
 PREVIOUS, DAY = dt.date(2024, 7, 4), dt.date(2024, 7, 5)

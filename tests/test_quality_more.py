@@ -14,17 +14,18 @@ import test_dag_option_chain as chain_dag
 from test_quality import _failed
 
 from include.nse import option_chain, quality, sources
-from include.nse.generate import Universe, _market
-from include.nse.generate_deals import api_json as deals_json
-from include.nse.generate_deals import deals
-from include.nse.generate_holidays import holiday_master
-from include.nse.generate_indices import SPECS, mcwb_csv, members
-from include.nse.generate_indices import api_json as index_json
-from include.nse.generate_option_chain import chain, v3_response
 from include.nse.lake import Lake
 from include.nse.sources import checks
 from include.nse.sources.deals import DEALS_ROW_BAND
 from include.nse.sources.option_chain import IST
+from include.nse_standin.deals import api_json as deals_json
+from include.nse_standin.deals import deals
+from include.nse_standin.holidays import holiday_master
+from include.nse_standin.indices import SPECS, mcwb_csv, members
+from include.nse_standin.indices import api_json as index_json
+from include.nse_standin.market import Universe
+from include.nse_standin.market import sessions as _market
+from include.nse_standin.option_chain import chain, v3_response
 
 #: The last weekday of May 2024, when NSE's monthly weightage archive (weights) is out too.
 PREVIOUS, DAY = dt.date(2024, 5, 30), dt.date(2024, 5, 31)
@@ -348,9 +349,9 @@ dag, dag_env = chain_dag.dag, chain_dag.dag_env
 @pytest.fixture(scope="module")
 def nse_root(tmp_path_factory):
     """The stand-in's chains of NIFTY and TCS, one NIFTY leg with a negative open interest."""
-    from include.nse.generate_option_chain import write_option_chains
     from include.nse.sources.option_chain import nse_date_text
-    from include.nse.standin import api_file
+    from include.nse_standin.option_chain import write_option_chains
+    from include.nse_standin.server import api_file
 
     root = tmp_path_factory.mktemp("nse")
     write_option_chains(root, ["NIFTY", "TCS"], chain_dag.SNAPSHOT)

@@ -17,8 +17,11 @@ from include.nse.cli import cli
 from include.nse.client import NSEClient
 from include.nse.config import Settings
 from include.nse.errors import NotPublished, ParseError
-from include.nse.generate import Universe, _market, generate
-from include.nse.generate_deals import (
+from include.nse.lake import Lake
+from include.nse.pipeline import fetch_to_bronze, parse_file
+from include.nse.sources import _csv
+from include.nse.sources.deals import KEY
+from include.nse_standin.deals import (
     KINDS,
     api_json,
     archive_csv,
@@ -27,11 +30,10 @@ from include.nse.generate_deals import (
     web_export_csv,
     write_web_export,
 )
-from include.nse.lake import Lake
-from include.nse.pipeline import fetch_to_bronze, parse_file
-from include.nse.sources import _csv
-from include.nse.sources.deals import KEY
-from include.nse.standin import StandIn, api_file
+from include.nse_standin.generate import generate
+from include.nse_standin.market import Universe
+from include.nse_standin.market import sessions as _market
+from include.nse_standin.server import StandIn, api_file
 
 BULK_HEADER = (
     "Date,Symbol,Security Name,Client Name,Buy/Sell,Quantity Traded,"

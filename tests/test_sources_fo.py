@@ -13,8 +13,8 @@ from test_sources_cm import csv_file, replace_field, zipped
 
 from include.nse import sources
 from include.nse.errors import ParseError
-from include.nse.generate import generate
 from include.nse.sources import _csv, fo_bhavcopy
+from include.nse_standin.generate import generate
 
 LEGACY_HEADER = (
     "INSTRUMENT,SYMBOL,EXPIRY_DT,STRIKE_PR,OPTION_TYP,OPEN,HIGH,LOW,CLOSE,SETTLE_PR,CONTRACTS,"

@@ -12,9 +12,9 @@ import pytest
 
 from include.nse import sources
 from include.nse.errors import ParseError
-from include.nse.generate import generate
 from include.nse.sources.holidays import parse
-from include.nse.standin import api_file
+from include.nse_standin.generate import generate
+from include.nse_standin.server import api_file
 from tests.conftest import PROJECT_ROOT
 
 MASTER = "holiday-master_type=trading.json"

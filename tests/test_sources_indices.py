@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from include.nse.errors import ParseError
-from include.nse.generate import Universe, generate
 from include.nse.sources import index_constituents as source
-from include.nse.standin import api_file
+from include.nse_standin.generate import generate
+from include.nse_standin.market import Universe
+from include.nse_standin.server import api_file
 
 FIRST, LAST = dt.date(2024, 6, 24), dt.date(2024, 7, 5)
 SEED, SIZE = 7, 400

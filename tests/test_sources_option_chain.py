@@ -12,10 +12,10 @@ import polars as pl
 import pytest
 
 from include.nse.errors import ParseError
-from include.nse.generate_option_chain import write_option_chains
 from include.nse.sources import option_chain
 from include.nse.sources.option_chain import IST
-from include.nse.standin import api_file
+from include.nse_standin.option_chain import write_option_chains
+from include.nse_standin.server import api_file
 from tests.conftest import PROJECT_ROOT
 
 SNAPSHOT = dt.datetime(2024, 7, 5, 11, 40, 7, tzinfo=IST)

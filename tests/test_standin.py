@@ -15,8 +15,8 @@ import brotli
 import httpx
 import pytest
 
-from include.nse.generate import generate
-from include.nse.standin import Fault, StandIn, api_file
+from include.nse_standin.generate import generate
+from include.nse_standin.server import Fault, StandIn, api_file
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DAY = dt.date(2024, 7, 5)
@@ -310,9 +310,9 @@ class TestRequestLog:
 
 class TestCommand:
     def test_serves_until_terminated(self, nse_root):
-        """`python -m include.nse standin` prints its URL, serves, and stops on SIGTERM."""
+        """`python -m include.nse_standin serve` prints its URL, serves, and stops on SIGTERM."""
         env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-        args = [sys.executable, "-m", "include.nse", "standin", "--root", str(nse_root)]
+        args = [sys.executable, "-m", "include.nse_standin", "serve", "--root", str(nse_root)]
         process = subprocess.Popen(
             [*args, "--port", "0"], stdout=subprocess.PIPE, text=True, env=env, cwd=PROJECT_ROOT
         )

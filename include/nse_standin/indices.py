@@ -30,14 +30,21 @@ import io
 import json
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
-from include.nse.standin import api_file
-
-if TYPE_CHECKING:
-    from include.nse.generate import Session, Universe, Written
+from include.nse_standin.market import (
+    MONTHS,
+    Session,
+    Universe,
+    Written,
+    at,
+    day_rng,
+    nse_date,
+    publish,
+)
+from include.nse_standin.server import api_file
 
 #: Half-month noise on the log size score: a few names cross each cut-off per rebalance.
 NOISE = 0.06
@@ -162,8 +169,6 @@ def rebalanced_on(day: dt.date) -> dt.date:
 
 def members(universe: Universe, seed: int, day: dt.date) -> dict[str, list[Member]]:
     """Index name -> its members on `day`, by rank."""
-    from include.nse.generate import day_rng
-
     size = universe.log_level + universe.log_volume
     noise = day_rng(seed, rebalanced_on(day), "index_constituents").normal(0, NOISE, len(size))
     candidates = [
@@ -202,8 +207,6 @@ def list_csv(members: list[Member]) -> bytes:
 
 # ---- the API ----------------------------------------------------------------------------------
 def api_json(spec: Spec, members: list[Member], session: Session) -> bytes:
-    from include.nse.generate import MONTHS
-
     day = session.trade_date
     quotes = {q.symbol: q for q in session.quotes if q.series == "EQ"}
     rows = []
@@ -238,7 +241,7 @@ def api_json(spec: Spec, members: list[Member], session: Session) -> bytes:
                 },
             }
         )
-    stamp = f"{day:%d}-{MONTHS[day.month - 1].title()}-{day:%Y} 16:00:00"
+    stamp = f"{nse_date(day)} 16:00:00"
     own = {"priority": 1, "symbol": spec.name, "identifier": spec.name, "lastUpdateTime": stamp}
     document = {
         "name": spec.name,
@@ -258,8 +261,6 @@ def last_weekday_of_month(day: dt.date) -> bool:
 
 def mcwb_csv(spec: Spec, members: list[Member], day: dt.date, seed: int) -> bytes:
     """One index's member of the monthly archive, every row padded to the header's width."""
-    from include.nse.generate import MONTHS, day_rng
-
     rng = day_rng(seed, day, f"mcwb:{spec.name}")
     blank = "," * (MCWB_WIDTH - 1)
 
@@ -298,7 +299,7 @@ def mcwb_csv(spec: Spec, members: list[Member], day: dt.date, seed: int) -> byte
         blank,
         note(f"* Beta & R2 are calculated for the period {year_ago:%d-%B-%Y} to {day:%d-%B-%Y}"),
         blank,
-        note(f"* Last day of trading was {day:%d}-{month}-{day:%Y}"),
+        note(f"* Last day of trading was {nse_date(day)}"),
         blank,
         note(f"* Impact Cost for {title} is the weightage average impact cost"),
     ]
@@ -307,22 +308,19 @@ def mcwb_csv(spec: Spec, members: list[Member], day: dt.date, seed: int) -> byte
 
 # ---- the writer ---------------------------------------------------------------------------------
 def write_index_constituents(session: Session, out: Path) -> list[Written]:
-    # generate.py imports this module to register the writer, so its names are taken on use.
-    from include.nse import generate as market
-
     day = session.trade_date
     lists = members(session.universe, session.seed, day)
-    effective = market._at(rebalanced_on(day), 7, 0)
+    effective = at(rebalanced_on(day), 7, 0)
     written = []
     for spec in SPECS:
         path = out / "content/indices" / spec.list_file
-        market._publish(path, list_csv(lists[spec.name]), effective)
+        publish(path, list_csv(lists[spec.name]), effective)
         api_path = api_file(out, API_ENDPOINT, {"index": spec.name})
-        market._publish(api_path, api_json(spec, lists[spec.name], session), market._at(day, 16, 0))
+        publish(api_path, api_json(spec, lists[spec.name], session), at(day, 16, 0))
         count = len(lists[spec.name])
-        written += [market.Written(path, count), market.Written(api_path, count)]
+        written += [Written(path, count), Written(api_path, count)]
     if last_weekday_of_month(day):
-        published = market._at(day + dt.timedelta(days=1), 20, 6)
+        published = at(day + dt.timedelta(days=1), 20, 6)
         buffer = io.BytesIO()
         monthly = [spec for spec in SPECS if spec.mcwb_member]
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -330,8 +328,8 @@ def write_index_constituents(session: Session, out: Path) -> list[Written]:
                 info = zipfile.ZipInfo(spec.mcwb_member, date_time=published.timetuple()[:6])
                 info.compress_type = zipfile.ZIP_DEFLATED
                 archive.writestr(info, mcwb_csv(spec, lists[spec.name], day, session.seed))
-        name = f"mcwb_{market.MONTHS[day.month - 1].lower()}{day:%y}.zip"
+        name = f"mcwb_{MONTHS[day.month - 1].lower()}{day:%y}.zip"
         path = out / "content/indices" / name
-        market._publish(path, buffer.getvalue(), published)
-        written.append(market.Written(path, sum(len(lists[s.name]) for s in monthly)))
+        publish(path, buffer.getvalue(), published)
+        written.append(Written(path, sum(len(lists[s.name]) for s in monthly)))
     return written

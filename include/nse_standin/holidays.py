@@ -15,19 +15,15 @@ import datetime as dt
 import functools
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from include.nse.calendar import Holiday, load_calendar
-from include.nse.standin import api_file
-
-if TYPE_CHECKING:
-    from include.nse.generate import Session, Written
+from include.nse_standin.market import Session, Written, nse_date
+from include.nse_standin.server import api_file
 
 ENDPOINT = "holiday-master"
 PARAMS = {"type": "trading"}
 #: Segments listed for a year the shipped lists do not cover.
 FALLBACK_SEGMENTS = ("CD", "CM", "COM", "FO")
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -59,7 +55,7 @@ def holiday_master(year: int) -> bytes:
 
     def entry(number: int, h: Holiday) -> dict:
         return {
-            "tradingDate": f"{h.date:%d}-{MONTHS[h.date.month - 1]}-{h.date:%Y}",
+            "tradingDate": nse_date(h.date),
             "weekDay": WEEKDAYS[h.date.weekday()],
             "description": h.description,
             "morning_session": h.morning_session,
@@ -75,8 +71,6 @@ def holiday_master(year: int) -> bytes:
 
 
 def write_holidays(session: Session, out: Path) -> list[Written]:
-    from include.nse.generate import Written
-
     year = session.trade_date.year
     path = api_file(out, ENDPOINT, PARAMS)
     data = holiday_master(year)

@@ -1,7 +1,7 @@
 """Option chain API responses for the generated market, as the stand-in serves them.
 
 For each underlying and snapshot time: the `option-chain-contract-info` answer (its expiries)
-and one `option-chain-v3` answer per expiry, written where `standin.api_file` looks for them;
+and one `option-chain-v3` answer per expiry, written where `server.api_file` looks for them;
 optionally the older all-expiries answer (`option-chain-indices` / `-equities`, with
 `filtered`) too. Field names and formats are those of real responses: the older shape as in
 NSE files in `nse-samples`, v3 as in public captures of it (`expiryDates` on each strike,
@@ -10,7 +10,7 @@ NSE files in `nse-samples`, v3 as in public captures of it (`expiryDates` on eac
 The chain is priced with Black's formula on a volatility smile; open interest is heaviest near
 the money and at round strikes, puts below the spot and calls above; deep in-the-money legs are
 often missing, as on NSE, and legs that never traded print 0 for price and volatility. Expiries
-follow the F&O generator (`generate_fo.expiries`). The same arguments write the same bytes.
+follow the F&O generator (`fo.expiries`). The same arguments write the same bytes.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from include.nse.generate_fo import INDICES, _normal_cdf, _stock_step, expiries, index_level
-from include.nse.sources.option_chain import IST, nse_date_text
-from include.nse.standin import api_file
+from include.nse_standin.fo import INDICES, expiries, index_level, normal_cdf, stock_step
+from include.nse_standin.market import IST, nse_date
+from include.nse_standin.server import api_file
 
 #: Strikes each side of the money: indices' near expiries, their later ones, stocks.
 INDEX_NEAR_STRIKES, INDEX_FAR_STRIKES, STOCK_STRIKES = 60, 25, 22
@@ -48,7 +48,7 @@ def spot_and_step(underlying: str, day: dt.date) -> tuple[float, float]:
             return round(index_level(level, day, 0.0) * 20) / 20, float(step)
     rng = np.random.default_rng(_seed("spot", underlying))
     price = round(float(np.exp(rng.uniform(np.log(60), np.log(6000)))) * 20) / 20
-    return price, float(_stock_step(price))
+    return price, float(stock_step(price))
 
 
 def _legs(
@@ -67,10 +67,10 @@ def _legs(
     d1 = (-moneyness + 0.5 * iv**2 * years) / (iv * np.sqrt(years))
     d2 = d1 - iv * np.sqrt(years)
     if option_type == "CE":
-        price = spot * _normal_cdf(d1) - strikes * _normal_cdf(d2)
+        price = spot * normal_cdf(d1) - strikes * normal_cdf(d2)
         otm = strikes >= spot
     else:
-        price = strikes * _normal_cdf(-d2) - spot * _normal_cdf(-d1)
+        price = strikes * normal_cdf(-d2) - spot * normal_cdf(-d1)
         otm = strikes <= spot
     price = np.maximum(np.round(price * 20) / 20, 0.05)
     distance = np.abs(moneyness) / (sigma * np.sqrt(years) + 1e-9)
@@ -160,14 +160,14 @@ def _items(model: dict, expiry: dt.date, shape: str) -> list[dict]:
     items = []
     for i, strike in enumerate(block["strikes"].tolist()):
         item = {"strikePrice": _number(strike)}
-        item["expiryDates" if shape == "v3" else "expiryDate"] = nse_date_text(expiry)
+        item["expiryDates" if shape == "v3" else "expiryDate"] = nse_date(expiry)
         for side in ("CE", "PE"):
             if block["missing"][side][i]:
                 continue
             values = {name: column[i] for name, column in block["legs"][side].items()}
             leg = {
                 "strikePrice": _number(strike),
-                "expiryDate": f"{expiry:%d-%m-%Y}" if shape == "v3" else nse_date_text(expiry),
+                "expiryDate": f"{expiry:%d-%m-%Y}" if shape == "v3" else nse_date(expiry),
                 "underlying": underlying,
                 "identifier": f"{instrument}{underlying}{expiry:%d-%m-%Y}{side}{strike:.2f}",
                 **{
@@ -188,7 +188,7 @@ def _items(model: dict, expiry: dt.date, shape: str) -> list[dict]:
 
 def _timestamp(model: dict) -> str:
     at = model["snapshot_at"].astimezone(IST)
-    return f"{nse_date_text(at.date())} {at:%H:%M:%S}"
+    return f"{nse_date(at.date())} {at:%H:%M:%S}"
 
 
 def v3_response(model: dict, expiry: dt.date) -> dict:
@@ -205,7 +205,7 @@ def legacy_response(model: dict) -> dict:
     """All expiries under `records`, the nearest again under `filtered` with its totals."""
     data = [item for e in model["expiries"] for item in _items(model, e, "legacy")]
     strikes = sorted({item["strikePrice"] for item in data})
-    nearest = [item for item in data if item["expiryDate"] == nse_date_text(min(model["expiries"]))]
+    nearest = [item for item in data if item["expiryDate"] == nse_date(min(model["expiries"]))]
     totals = {
         side: {
             "totOI": _number(sum(i[side]["openInterest"] for i in nearest if side in i)),
@@ -215,7 +215,7 @@ def legacy_response(model: dict) -> dict:
     }
     return {
         "records": {
-            "expiryDates": [nse_date_text(e) for e in model["expiries"]],
+            "expiryDates": [nse_date(e) for e in model["expiries"]],
             "data": data,
             "timestamp": _timestamp(model),
             "underlyingValue": model["spot"],
@@ -248,7 +248,7 @@ def write_option_chains(
     for underlying in underlyings:
         model = chain(underlying, snapshot_at)
         info = {
-            "expiryDates": [nse_date_text(e) for e in model["expiries"]],
+            "expiryDates": [nse_date(e) for e in model["expiries"]],
             "strikePrice": sorted(
                 {f"{s:.2f}" for block in model["expiries"].values() for s in block["strikes"]}
             ),
@@ -258,7 +258,7 @@ def write_option_chains(
             params = {
                 "type": chain_type(underlying),
                 "symbol": underlying,
-                "expiry": nse_date_text(expiry),
+                "expiry": nse_date(expiry),
             }
             written.append((api_file(out, "option-chain-v3", params), v3_response(model, expiry)))
         if legacy:

@@ -19,12 +19,10 @@ import datetime as dt
 import html
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
-from include.nse.standin import api_file
-
-if TYPE_CHECKING:
-    from include.nse.generate import Session, Written
+from include.nse_standin.market import Session, Written, at, day_rng, nse_date, pick, publish
+from include.nse_standin.server import api_file
 
 KINDS = ("bulk_deals", "block_deals")
 HISTORY_ENDPOINT = "historicalOR/bulk-block-short-deals"
@@ -76,9 +74,7 @@ class Deal(NamedTuple):
 
 def deals(session: Session, kind: str) -> list[Deal]:
     """The day's deals of one kind, in NSE's order: buys then sells, each by symbol."""
-    from include.nse import generate as market
-
-    rng = market.day_rng(session.seed, session.trade_date, kind)
+    rng = day_rng(session.seed, session.trade_date, kind)
     quotes = [q for q in session.quotes if q.series in DEAL_SERIES]
     made: list[Deal] = []
     if kind == "bulk_deals":
@@ -88,8 +84,8 @@ def deals(session: Session, kind: str) -> list[Deal]:
                 Deal(
                     q.symbol,
                     q.name,
-                    market._pick(rng, CLIENTS),
-                    market._pick(rng, ("BUY", "SELL")),
+                    pick(rng, CLIENTS),
+                    pick(rng, ("BUY", "SELL")),
                     max(1, int(q.volume * rng.uniform(0.05, 0.5))),
                     int(rng.integers(q.low, q.high + 1)),
                 )
@@ -112,14 +108,6 @@ def deals(session: Session, kind: str) -> list[Deal]:
     return sorted(made, key=lambda d: (d.side, d.symbol))
 
 
-def _nse_date(day: dt.date, *, title: bool = False) -> str:
-    """03-DEC-2024 as the archive and the API print it; 03-Dec-2024 (`title`) as the site does."""
-    from include.nse.generate import MONTHS
-
-    month = MONTHS[day.month - 1]
-    return f"{day:%d}-{month.title() if title else month}-{day:%Y}"
-
-
 def archive_csv(day: dt.date, kind: str, made: list[Deal]) -> bytes:
     """`bulk.csv` (trimmed prices, Remarks `-`) or `block.csv` (two decimals, no Remarks)."""
     bulk = kind == "bulk_deals"
@@ -128,7 +116,7 @@ def archive_csv(day: dt.date, kind: str, made: list[Deal]) -> bytes:
     for d in made:
         price = f"{d.price / 100:.2f}"
         fields = [
-            _nse_date(day),
+            nse_date(day, upper=True),
             d.symbol,
             d.security_name[:ARCHIVE_NAME_LENGTH].rstrip(),
             d.client_name,
@@ -148,7 +136,7 @@ def api_json(day: dt.date, kind: str, made: list[Deal]) -> bytes:
     midnight = f"{day - dt.timedelta(days=1):%Y-%m-%d}T18:30:00.000+00:00"
     data = [
         {
-            "BD_DT_DATE": _nse_date(day),
+            "BD_DT_DATE": nse_date(day, upper=True),
             "BD_DT_ORDER": midnight,
             "BD_SYMBOL": d.symbol,
             "BD_SCRIP_NAME": d.security_name,
@@ -182,7 +170,7 @@ def web_export_csv(day: dt.date, kind: str, made: list[Deal]) -> bytes:
     for d in made:
         rupees, paise = divmod(d.price, 100)
         fields = [
-            _nse_date(day, title=True),
+            nse_date(day),
             html.escape(d.symbol, quote=False),
             html.escape(d.security_name, quote=False),
             html.escape(d.client_name, quote=False),
@@ -197,17 +185,15 @@ def web_export_csv(day: dt.date, kind: str, made: list[Deal]) -> bytes:
 
 def write_deals(session: Session, out: Path, kind: str) -> list[Written]:
     """The day's API answer, and the archive file that holds the latest day."""
-    from include.nse import generate as market
-
     day = session.trade_date
     made = deals(session, kind)
-    published = market._at(day, 17, 40)
+    published = at(day, 17, 40)
     query = {"optionType": kind, "from": f"{day:%d-%m-%Y}", "to": f"{day:%d-%m-%Y}"}
     api_path = api_file(Path(out), HISTORY_ENDPOINT, query)
-    market._publish(api_path, api_json(day, kind, made), published)
+    publish(api_path, api_json(day, kind, made), published)
     archive_path = Path(out) / "content/equities" / ARCHIVE_FILES[kind]
-    market._publish(archive_path, archive_csv(day, kind, made), published)
-    return [market.Written(api_path, len(made)), market.Written(archive_path, len(made))]
+    publish(archive_path, archive_csv(day, kind, made), published)
+    return [Written(api_path, len(made)), Written(archive_path, len(made))]
 
 
 def write_bulk_deals(session: Session, out: Path) -> list[Written]:
@@ -220,11 +206,9 @@ def write_block_deals(session: Session, out: Path) -> list[Written]:
 
 def write_web_export(session: Session, out: Path, kind: str) -> Written:
     """NSE's site export of the day's deals, named as the site names its downloads."""
-    from include.nse import generate as market
-
     day = session.trade_date
     made = deals(session, kind)
     title = "Bulk" if kind == "bulk_deals" else "Block"
     path = Path(out) / "exports" / f"{title}-Deals-{day:%d-%m-%Y}-to-{day:%d-%m-%Y}.csv"
-    market._publish(path, web_export_csv(day, kind, made), market._at(day, 18, 0))
-    return market.Written(path, len(made))
+    publish(path, web_export_csv(day, kind, made), at(day, 18, 0))
+    return Written(path, len(made))

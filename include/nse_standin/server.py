@@ -26,7 +26,6 @@ import fnmatch
 import gzip
 import json
 import secrets
-import signal
 import threading
 import time
 from collections.abc import Mapping
@@ -39,7 +38,6 @@ from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import brotli
-import click
 
 CONTROL_PREFIX = "/_standin/"
 WARMUP_PATHS = frozenset({"/", "/option-chain"})
@@ -465,27 +463,3 @@ def _accepted(header: str) -> set[str]:
         if name and accepted:
             codings.add(name.lower())
     return codings
-
-
-@click.command()
-@click.option(
-    "--root",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Directory in NSE's URL layout (see `generate`).",
-)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8765, show_default=True, help="Port to listen on.")
-def standin_command(root: Path, host: str, port: int) -> None:
-    """Serve ROOT like NSE's archive and API hosts until interrupted."""
-    standin = StandIn(root, host, port).start()
-    click.echo(json.dumps({"url": standin.url, "root": str(standin.root)}))
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
-        while not stopped.wait(1.0):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        standin.stop()

@@ -1,10 +1,4 @@
-"""Realistic NSE files for any range of trade dates, laid out as NSE's archive host serves them.
-
-Tests, benchmarks and the demo need a month of NSE data without calling NSE. The files written
-here follow NSE's byte formats (legacy and UDiFF bhavcopy, the full bhavcopy with delivery) and
-its URL paths, so the stand-in in `standin.py` can serve the output directory as it is. Paths and
-formats are spelled out here rather than taken from `include/nse/sources`, so the parsers' tests
-check them against an independent account of NSE's files.
+"""The generated market: listed securities, their trading days, and how NSE publishes a day.
 
 The market is a seeded simulation: a fixed universe of listed securities whose closing prices
 follow a mean-reverting geometric random walk, one step per trading day from `EPOCH`. Starting
@@ -12,32 +6,26 @@ the walk at a fixed day, with each day's shocks drawn from that day's own seed, 
 files independent of the range asked for: January and February generated apart equal the two
 months generated together, byte for byte.
 
-A dataset writer takes one `Session` and writes that day's files; adding a dataset is one writer
-function and one entry in `WRITERS`. A writer wanting randomness of its own draws from
-`day_rng(session.seed, session.trade_date, "<its name>")`, which leaves every other draw as it was.
+Every format writer takes one `Session` from here and writes that day's files. A writer wanting
+randomness of its own draws from `day_rng(session.seed, session.trade_date, "<its name>")`, which
+leaves every other draw as it was. What all of NSE's files share lives here too: IST, the
+locale-free month names and `DD-Mon-YYYY` dates, the day the formats switched, and publishing a
+file atomically with NSE's publication time as its modification time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 import os
-import time
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-import click
 import numpy as np
-
-from include.nse.generate_deals import write_block_deals, write_bulk_deals
-from include.nse.generate_fo import write_fo_bhavcopy
-from include.nse.generate_holidays import write_holidays
-from include.nse.generate_indices import write_index_constituents
 
 #: First day of the walk. NSE's legacy bhavcopy gained TOTALTRADES and ISIN around 2011;
 #: earlier files had another layout, which is not generated.
@@ -50,6 +38,7 @@ PAISA_TICK_FROM = dt.date(2024, 6, 10)
 PAISA_TICK_BELOW = 250_00
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30), "IST")
+#: NSE's month names; strftime's %b would follow the locale.
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 
 #: Daily pull of log prices towards each security's own level, so decades of walk stay plausible.
@@ -59,19 +48,12 @@ BAND = 0.2
 #: Trade-for-trade series, for which the full bhavcopy prints " -" as delivery.
 NO_DELIVERY_SERIES = frozenset({"BE", "BZ"})
 
-LEGACY_HEADER = (
-    "SYMBOL,SERIES,OPEN,HIGH,LOW,CLOSE,LAST,PREVCLOSE,TOTTRDQTY,TOTTRDVAL,TIMESTAMP,"
-    "TOTALTRADES,ISIN,"
-)
+#: UDiFF's common bhavcopy header, the same for every segment.
 UDIFF_HEADER = (
     "TradDt,BizDt,Sgmt,Src,FinInstrmTp,FinInstrmId,ISIN,TckrSymb,SctySrs,XpryDt,"
     "FininstrmActlXpryDt,StrkPric,OptnTp,FinInstrmNm,OpnPric,HghPric,LwPric,ClsPric,LastPric,"
     "PrvsClsgPric,UndrlygPric,SttlmPric,OpnIntrst,ChngInOpnIntrst,TtlTradgVol,TtlTrfVal,"
     "TtlNbOfTxsExctd,SsnId,NewBrdLotQty,Rmks,Rsvd1,Rsvd2,Rsvd3,Rsvd4"
-)
-DELIVERY_HEADER = (
-    "SYMBOL, SERIES, DATE1, PREV_CLOSE, OPEN_PRICE, HIGH_PRICE, LOW_PRICE, LAST_PRICE, "
-    "CLOSE_PRICE, AVG_PRICE, TTL_TRD_QNTY, TURNOVER_LACS, NO_OF_TRADES, DELIV_QTY, DELIV_PER"
 )
 
 
@@ -102,19 +84,19 @@ def _isin(body: str) -> str:
     return body + isin_check_digit(body)
 
 
-def _pick(rng: np.random.Generator, options):
+def pick(rng: np.random.Generator, options):
     return options[int(rng.integers(len(options)))]
 
 
 def _alnum(rng: np.random.Generator, n: int) -> str:
-    return "".join(_pick(rng, _ALNUM) for _ in range(n))
+    return "".join(pick(rng, _ALNUM) for _ in range(n))
 
 
 def _issuer(rng: np.random.Generator) -> str:
     """NSDL's 4-character issuer code: older ones like 002A, newer ones like 0OB2."""
     if rng.random() < 0.75:
-        return f"{int(rng.integers(1000)):03d}{_pick(rng, _LETTERS)}"
-    return f"0{_pick(rng, _LETTERS)}{_pick(rng, _LETTERS)}{_pick(rng, _ALNUM)}"
+        return f"{int(rng.integers(1000)):03d}{pick(rng, _LETTERS)}"
+    return f"0{pick(rng, _LETTERS)}{pick(rng, _LETTERS)}{pick(rng, _ALNUM)}"
 
 
 _ONSETS = (
@@ -152,7 +134,7 @@ _ROMAN = ("I", "II", "III", "IV", "V", "VI")
 
 
 def _stem(rng: np.random.Generator) -> str:
-    return _pick(rng, _ONSETS) + _pick(rng, _ONSETS) + _pick(rng, _ENDINGS)
+    return pick(rng, _ONSETS) + pick(rng, _ONSETS) + pick(rng, _ENDINGS)
 
 
 Issue = tuple[str, str, str]
@@ -161,13 +143,13 @@ Issue = tuple[str, str, str]
 def _company(rng: np.random.Generator) -> Issue:
     """A listed company's shares: symbols like SURYAPHARM, 20MICRONS, M&MFIN or BAJAJ-AUTO."""
     stem = _stem(rng)
-    sector, short = _pick(rng, _SECTORS)
+    sector, short = pick(rng, _SECTORS)
     style = rng.random()
     if style < 0.05:
-        number = _pick(rng, ("3", "5", "20", "21", "63", "360"))
+        number = pick(rng, ("3", "5", "20", "21", "63", "360"))
         symbol, words = number + stem + short, [number, stem, sector]
     elif style < 0.07:
-        a, b = _pick(rng, _LETTERS), _pick(rng, _LETTERS)
+        a, b = pick(rng, _LETTERS), pick(rng, _LETTERS)
         symbol, words = f"{a}&{b}{short or 'IND'}", [a, "&", b, sector or "INDUSTRIES"]
     elif style < 0.09 and short:
         symbol, words = f"{stem}-{short}", [stem, sector]
@@ -179,10 +161,10 @@ def _company(rng: np.random.Generator) -> Issue:
 
 
 def _etf(rng: np.random.Generator) -> Issue:
-    amc = _pick(rng, ("ICICI", "SBI", "HDFC", "MO", "NIP", "KOTAK", "AXIS", "MIRAE", "UTI", "DSP"))
-    index = _pick(rng, ("NIFTY", "BANK", "GOLD", "SILVER", "IT", "PSE", "N100", "MID150", "LIQ"))
-    suffix = _pick(rng, ("", "ETF", "IETF", "BEES", "ADD"))
-    isin = _isin(f"INF{int(rng.integers(100, 1000))}{_pick(rng, _LETTERS)}{_alnum(rng, 4)}")
+    amc = pick(rng, ("ICICI", "SBI", "HDFC", "MO", "NIP", "KOTAK", "AXIS", "MIRAE", "UTI", "DSP"))
+    index = pick(rng, ("NIFTY", "BANK", "GOLD", "SILVER", "IT", "PSE", "N100", "MID150", "LIQ"))
+    suffix = pick(rng, ("", "ETF", "IETF", "BEES", "ADD"))
+    isin = _isin(f"INF{int(rng.integers(100, 1000))}{pick(rng, _LETTERS)}{_alnum(rng, 4)}")
     return f"{amc}{index}{suffix}"[:10], f"{amc} ETF {index}", isin
 
 
@@ -192,8 +174,8 @@ def _government_isin(rng: np.random.Generator, year: int) -> str:
 
 def _gold_bond(rng: np.random.Generator) -> Issue:
     year = int(rng.integers(24, 33))
-    tranche = _pick(rng, ("I", "II", "IV", "V", "VI", "IX", "X"))  # symbols fit in 10 characters
-    symbol = f"SGB{_pick(rng, MONTHS)}{year}{tranche if rng.random() < 0.6 else ''}"
+    tranche = pick(rng, ("I", "II", "IV", "V", "VI", "IX", "X"))  # symbols fit in 10 characters
+    symbol = f"SGB{pick(rng, MONTHS)}{year}{tranche if rng.random() < 0.6 else ''}"
     return symbol, f"2.50%GOLDBONDS20{year}SR-{tranche}", _government_isin(rng, 1992 + year)
 
 
@@ -204,7 +186,7 @@ def _government_bond(rng: np.random.Generator) -> Issue:
 
 
 def _treasury_bill(rng: np.random.Generator) -> Issue:
-    tenor = _pick(rng, (91, 182, 364))
+    tenor = pick(rng, (91, 182, 364))
     maturity = dt.date(2024, 1, 4) + dt.timedelta(days=7 * int(rng.integers(52)))
     isin = _isin(f"IN00{maturity.year - 1}Y{int(rng.integers(100)):02d}")
     return f"{tenor}D{maturity:%d%m%y}", f"GOI TBILL {tenor}D-{maturity:%d/%m/%y}", isin
@@ -214,9 +196,9 @@ def _debenture(rng: np.random.Generator) -> Issue:
     """A listed NCD: coupon, issuer initials and maturity year, like 10IIFL29 or 1003ISFL28."""
     coupon = int(rng.integers(70, 116)) * 10 + int(rng.integers(10))
     code = str(coupon // 100) if coupon % 100 == 0 else str(coupon)
-    issuer = "".join(_pick(rng, _LETTERS) for _ in range(int(rng.integers(3, 5))))
-    name = f"SEC RED NCD {coupon / 100:.2f}% SR.{_pick(rng, _ROMAN)}"
-    isin = _isin(f"INE{_issuer(rng)}{_pick(rng, ('07', '08'))}{_alnum(rng, 2)}")
+    issuer = "".join(pick(rng, _LETTERS) for _ in range(int(rng.integers(3, 5))))
+    name = f"SEC RED NCD {coupon / 100:.2f}% SR.{pick(rng, _ROMAN)}"
+    isin = _isin(f"INE{_issuer(rng)}{pick(rng, ('07', '08'))}{_alnum(rng, 2)}")
     return f"{code}{issuer}{int(rng.integers(25, 35))}", name, isin
 
 
@@ -376,7 +358,7 @@ class Universe:
         listed.sort(key=lambda security: security[1])
 
         kinds = [security[0] for security in listed]
-        series = [_pick(rng, kind.series) for kind in kinds]
+        series = [pick(rng, kind.series) for kind in kinds]
         n = len(listed)
         return cls(
             symbol=[security[1] for security in listed],
@@ -451,7 +433,7 @@ def _to_tick(price: np.ndarray, day: dt.date, paisa_tick: np.ndarray, how=np.rin
     return np.maximum(how(price / tick), 1).astype(np.int64) * tick
 
 
-def _market(
+def sessions(
     universe: Universe, seed: int, days: list[dt.date], holidays: Iterable[dt.date]
 ) -> Iterator[Session]:
     """Walk closing prices from EPOCH to the last of `days`, yielding a Session for each of them.
@@ -538,33 +520,24 @@ def _session(
     return Session(day, seed, quotes, u)
 
 
-# ---- number and date formats ------------------------------------------------------------------
-def _paise(value: int) -> str:
-    """Two decimals, as UDiFF and the full bhavcopy print prices: 36.30."""
-    return f"{value / 100:.2f}"
+# ---- dates and publication ----------------------------------------------------------------------
+def nse_date(day: dt.date, *, upper: bool = False) -> str:
+    """`05-Jul-2024` as NSE's API and site print a day; `05-JUL-2024` (`upper`) as archives do."""
+    month = MONTHS[day.month - 1]
+    return f"{day:%d}-{month if upper else month.title()}-{day:%Y}"
 
 
-def _trimmed(value: int) -> str:
-    """The legacy bhavcopy's numbers: no trailing zeros, 36 and 36.3 and 2592129.15."""
-    return f"{value / 100:.2f}".rstrip("0").rstrip(".")
+def at(day: dt.date, hour: int, minute: int) -> dt.datetime:
+    """That time of `day` in Mumbai."""
+    return dt.datetime.combine(day, dt.time(hour, minute), IST)
 
 
-def _rounded_ratio(numerator: int, denominator: int) -> int:
-    return (2 * numerator + denominator) // (2 * denominator)
-
-
-def _month(day: dt.date) -> str:
-    """NSE's upper-case month ("JUL"); strftime's %b would follow the locale."""
-    return MONTHS[day.month - 1]
-
-
-# ---- writers ----------------------------------------------------------------------------------
 class Written(NamedTuple):
     path: Path
     rows: int
 
 
-def _publish(path: Path, data: bytes, published: dt.datetime) -> None:
+def publish(path: Path, data: bytes, published: dt.datetime) -> None:
     """Write atomically and date the file when NSE would have published it (Last-Modified)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
@@ -574,7 +547,7 @@ def _publish(path: Path, data: bytes, published: dt.datetime) -> None:
     os.utime(path, (stamp, stamp))
 
 
-def _zipped(member: str, data: bytes, published: dt.datetime) -> bytes:
+def zipped(member: str, data: bytes, published: dt.datetime) -> bytes:
     """A ZIP of one member, like NSE's: made on DOS, deflated, the publication time inside."""
     info = zipfile.ZipInfo(member, date_time=published.timetuple()[:6])
     info.compress_type = zipfile.ZIP_DEFLATED
@@ -583,205 +556,3 @@ def _zipped(member: str, data: bytes, published: dt.datetime) -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr(info, data)
     return buffer.getvalue()
-
-
-def _at(day: dt.date, hour: int, minute: int) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(hour, minute), IST)
-
-
-def _legacy_csv(session: Session) -> bytes:
-    stamp = f"{session.trade_date:%d}-{_month(session.trade_date)}-{session.trade_date:%Y}"
-    t = _trimmed
-    lines = [LEGACY_HEADER]
-    lines.extend(
-        f"{q.symbol},{q.series},{t(q.open)},{t(q.high)},{t(q.low)},{t(q.close)},"
-        f"{t(q.last_price)},{t(q.prev_close)},{q.volume},{t(q.turnover)},{stamp},{q.trades},"
-        f"{q.isin},"
-        for q in session.quotes
-    )
-    return ("\n".join(lines) + "\n").encode()
-
-
-def _udiff_csv(session: Session) -> bytes:
-    day = session.trade_date.isoformat()
-    p = _paise
-    lines = [UDIFF_HEADER]
-    lines.extend(
-        f"{day},{day},CM,NSE,STK,{q.token},{q.isin},{q.symbol},{q.series},,,,,{q.name},"
-        f"{p(q.open)},{p(q.high)},{p(q.low)},{p(q.close)},{p(q.last_price)},{p(q.prev_close)},,"
-        f"{p(q.close)},,,{q.volume},{p(q.turnover)},{q.trades},F1,{q.lot},,,,,"
-        for q in session.quotes
-    )
-    return ("\n".join(lines) + "\n").encode()
-
-
-def _delivery_csv(session: Session) -> bytes:
-    day = session.trade_date
-    date1 = f"{day:%d}-{_month(day).title()}-{day:%Y}"
-    p = _paise
-    lines = [DELIVERY_HEADER]
-    for q in session.quotes:
-        if q.delivery_qty is None:
-            delivered = ["-", "-"]
-        else:
-            percent = _rounded_ratio(10_000 * q.delivery_qty, q.volume)
-            delivered = [str(q.delivery_qty), p(percent)]
-        fields = [
-            q.symbol,
-            q.series,
-            date1,
-            p(q.prev_close),
-            p(q.open),
-            p(q.high),
-            p(q.low),
-            p(q.last_price),
-            p(q.close),
-            p(_rounded_ratio(q.turnover, q.volume)),
-            str(q.volume),
-            # Paise to lakhs of rupees, two decimals: hundredths of a lakh are 100,000 paise.
-            p(_rounded_ratio(q.turnover, 100_000)),
-            str(q.trades),
-            *delivered,
-        ]
-        lines.append(", ".join(fields))
-    return ("\n".join(lines) + "\n").encode()
-
-
-def write_cm_bhavcopy(session: Session, out: Path) -> list[Written]:
-    """Legacy until 2024-07-05, UDiFF from 2024-01-01: both for the first half of 2024."""
-    day, written = session.trade_date, []
-    if day <= LEGACY_LAST_DAY:
-        member = f"cm{day:%d}{_month(day)}{day:%Y}bhav.csv"
-        path = out / "content/historical/EQUITIES" / f"{day:%Y}" / _month(day) / f"{member}.zip"
-        published = _at(day, 17, 33)
-        _publish(path, _zipped(member, _legacy_csv(session), published), published)
-        written.append(Written(path, len(session.quotes)))
-    if day >= UDIFF_FIRST_DAY:
-        member = f"BhavCopy_NSE_CM_0_0_0_{day:%Y%m%d}_F_0000.csv"
-        path = out / "content/cm" / f"{member}.zip"
-        published = _at(day, 17, 35)
-        _publish(path, _zipped(member, _udiff_csv(session), published), published)
-        written.append(Written(path, len(session.quotes)))
-    return written
-
-
-def write_cm_delivery(session: Session, out: Path) -> list[Written]:
-    day = session.trade_date
-    path = out / "products/content" / f"sec_bhavdata_full_{day:%d%m%Y}.csv"
-    _publish(path, _delivery_csv(session), _at(day, 18, 0))
-    return [Written(path, len(session.quotes))]
-
-
-#: dataset name -> writer of one trading day's files for it.
-WRITERS: dict[str, Callable[[Session, Path], list[Written]]] = {
-    "cm_bhavcopy": write_cm_bhavcopy,
-    "cm_delivery": write_cm_delivery,
-    "fo_bhavcopy": write_fo_bhavcopy,
-    "bulk_deals": write_bulk_deals,
-    "block_deals": write_block_deals,
-    "index_constituents": write_index_constituents,
-    "holidays": write_holidays,
-}
-
-
-# ---- entry points -----------------------------------------------------------------------------
-@dataclass
-class GenerateReport:
-    """What `generate` wrote: the trading days, and files and rows per dataset."""
-
-    trading_days: list[dt.date]
-    files: dict[str, int] = field(default_factory=dict)
-    rows: dict[str, int] = field(default_factory=dict)
-
-    def summary(self) -> dict:
-        return {
-            "trading_days": len(self.trading_days),
-            "first_day": self.trading_days[0].isoformat() if self.trading_days else None,
-            "last_day": self.trading_days[-1].isoformat() if self.trading_days else None,
-            "files": self.files,
-            "rows": self.rows,
-        }
-
-
-def generate(
-    start: dt.date,
-    end: dt.date,
-    out: Path,
-    *,
-    seed: int = 7,
-    symbols: int = 2400,
-    datasets: Iterable[str] | None = None,
-    holidays: Iterable[dt.date] = frozenset(),
-) -> GenerateReport:
-    """Write every trading day's files from `start` to `end` under `out`, in NSE's URL layout.
-
-    `symbols` is the number of listed securities; on a day about 92% of them trade and appear
-    in the files. The same arguments write the same bytes.
-    """
-    if end < start:
-        raise ValueError(f"the range ends ({end}) before it starts ({start})")
-    if start < EPOCH:
-        raise ValueError(f"{start}: generated files start at {EPOCH} (the layout NSE used then)")
-    names = list(WRITERS) if datasets is None else list(datasets)
-    unknown = [name for name in names if name not in WRITERS]
-    if unknown:
-        raise ValueError(f"unknown datasets {unknown}; known: {', '.join(WRITERS)}")
-    holidays = frozenset(holidays)
-    days = trading_days(start, end, holidays)
-    report = GenerateReport(days, dict.fromkeys(names, 0), dict.fromkeys(names, 0))
-    if not days:
-        return report
-    out = Path(out)
-    for session in _market(Universe.build(seed, symbols), seed, days, holidays):
-        for name in names:
-            for written in WRITERS[name](session, out):
-                report.files[name] += 1
-                report.rows[name] += written.rows
-    return report
-
-
-def _date(_ctx, _param, value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date like 2024-07-05") from None
-
-
-def _dates(ctx, param, values: tuple[str, ...]) -> tuple[dt.date, ...]:
-    return tuple(_date(ctx, param, value) for value in values)
-
-
-@click.command()
-@click.option("--from", "start", required=True, callback=_date, help="First trade date.")
-@click.option("--to", "end", required=True, callback=_date, help="Last trade date.")
-@click.option(
-    "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output root."
-)
-@click.option("--seed", default=7, show_default=True, help="Same seed, same bytes.")
-@click.option("--symbols", default=2400, show_default=True, help="Listed securities.")
-@click.option(
-    "--dataset",
-    "datasets",
-    multiple=True,
-    type=click.Choice(list(WRITERS)),
-    help="Dataset to write (repeatable; default all).",
-)
-@click.option("--holiday", "holidays", multiple=True, callback=_dates, help="A closed weekday.")
-def generate_command(start, end, out, seed, symbols, datasets, holidays) -> None:
-    """Write NSE files for a range of trade dates, laid out like NSE's archive host."""
-    started = time.monotonic()
-    try:
-        report = generate(
-            start,
-            end,
-            out,
-            seed=seed,
-            symbols=symbols,
-            datasets=datasets or None,
-            holidays=holidays,
-        )
-    except ValueError as e:
-        raise click.UsageError(str(e)) from None
-    summary = {"out": str(out), **report.summary()}
-    summary["seconds"] = round(time.monotonic() - started, 2)
-    click.echo(json.dumps(summary))

@@ -21,13 +21,25 @@ from __future__ import annotations
 import datetime as dt
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
 
-if TYPE_CHECKING:
-    from include.nse.generate import Session, Written
+from include.nse_standin.market import (
+    LEGACY_LAST_DAY,
+    MONTHS,
+    UDIFF_FIRST_DAY,
+    UDIFF_HEADER,
+    WELL_KNOWN,
+    Session,
+    Written,
+    at,
+    day_rng,
+    nse_date,
+    publish,
+    zipped,
+)
 
 #: symbol, level in rupees on LEVEL_DATE, strike step in rupees, lot, first day of options,
 #: weekly expiries.
@@ -134,7 +146,7 @@ def index_level(base: float, day: dt.date, noise: float) -> float:
     return base * float(np.exp(INDEX_GROWTH * years + cycles + 0.004 * noise))
 
 
-def _stock_step(rupees: float) -> float:
+def stock_step(rupees: float) -> float:
     return next(step for below, step in STOCK_STEPS if rupees < below)
 
 
@@ -169,7 +181,7 @@ def underlyings(
             q.symbol,
             False,
             q.close,
-            int(_stock_step(q.close / 100) * 100),
+            int(stock_step(q.close / 100) * 100),
             _stock_lot(q.close / 100),
             0.22 + 0.25 * (_hash(q.symbol) % 100) / 100,
             False,
@@ -183,7 +195,7 @@ def underlyings(
 
 
 # ---- contracts --------------------------------------------------------------------------------
-def _normal_cdf(x: np.ndarray) -> np.ndarray:
+def normal_cdf(x: np.ndarray) -> np.ndarray:
     """Standard normal CDF (Page's tanh form, within 2e-4): numpy has no erf."""
     return 0.5 * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
 
@@ -224,7 +236,7 @@ def _contracts(day: dt.date, listed: list[Underlying]) -> pl.DataFrame:
     k = np.where(future, spot, frame["strike"].to_numpy().astype(float))
     root = frame["volatility"].to_numpy() * np.sqrt(years)
     d1 = (np.log(spot / k) + root**2 / 2) / root
-    call = spot * _normal_cdf(d1) - k * _normal_cdf(d1 - root)
+    call = spot * normal_cdf(d1) - k * normal_cdf(d1 - root)
     price = np.where(
         future, spot * np.exp(0.07 * years), np.where(option == "CE", call, call - spot + k)
     )
@@ -319,9 +331,9 @@ def _trimmed(column: str | pl.Expr) -> pl.Expr:
     )
 
 
-def _day_month_year(column: str, months: tuple[str, ...], *, title: bool) -> pl.Expr:
+def _day_month_year(column: str, *, title: bool) -> pl.Expr:
     """30-Jun-2022 (legacy expiry) or 13-JUN-2022 (legacy timestamp)."""
-    names = [m.title() if title else m for m in months]
+    names = [m.title() if title else m for m in MONTHS]
     date = pl.col(column)
     month = date.dt.month().replace_strict(range(1, 13), names, return_dtype=pl.String)
     return pl.format("{}-{}-{}", date.dt.strftime("%d"), month, date.dt.year())
@@ -336,11 +348,11 @@ def _instrument() -> pl.Expr:
     )
 
 
-def legacy_csv(book: pl.DataFrame, day: dt.date, months: tuple[str, ...], header: str) -> bytes:
+def legacy_csv(book: pl.DataFrame, day: dt.date) -> bytes:
     future = pl.col("option") == "FUT"
     # Hundredths of a lakh, cut rather than rounded, as NSE prints them.
     lakhs = pl.col("turnover") // 100_000
-    stamp = f"{day:%d}-{months[day.month - 1]}-{day:%Y}"
+    stamp = nse_date(day, upper=True)
     lines = (
         book.with_columns(instrument=_instrument())
         .sort("instrument", "symbol", "expiry", "option", "strike")
@@ -348,7 +360,7 @@ def legacy_csv(book: pl.DataFrame, day: dt.date, months: tuple[str, ...], header
             pl.concat_str(
                 pl.col("instrument"),
                 pl.col("symbol"),
-                _day_month_year("expiry", months, title=True),
+                _day_month_year("expiry", title=True),
                 _trimmed("strike"),
                 pl.when(future).then(pl.lit("XX")).otherwise(pl.col("option")),
                 _trimmed("open"),
@@ -369,12 +381,10 @@ def legacy_csv(book: pl.DataFrame, day: dt.date, months: tuple[str, ...], header
         )
         .to_series()
     )
-    return "\n".join([header, *lines, ""]).encode()
+    return "\n".join([LEGACY_HEADER, *lines, ""]).encode()
 
 
-def udiff_csv(
-    book: pl.DataFrame, day: dt.date, months: tuple[str, ...], header: str, order: np.ndarray
-) -> bytes:
+def udiff_csv(book: pl.DataFrame, day: dt.date, order: np.ndarray) -> bytes:
     future = pl.col("option") == "FUT"
     monthly = pl.col("monthly")
     expiry = pl.col("expiry")
@@ -384,7 +394,7 @@ def udiff_csv(
             pl.format(
                 "{}{}",
                 expiry.dt.strftime("%y"),
-                expiry.dt.month().replace_strict(range(1, 13), months, return_dtype=pl.String),
+                expiry.dt.month().replace_strict(range(1, 13), MONTHS, return_dtype=pl.String),
             )
         )
         .otherwise(
@@ -460,37 +470,32 @@ def udiff_csv(
         )
         .to_series()
     )
-    return "\n".join([header, *lines, ""]).encode()
+    return "\n".join([UDIFF_HEADER, *lines, ""]).encode()
 
 
 # ---- the writer -------------------------------------------------------------------------------
 def write_fo_bhavcopy(session: Session, out: Path) -> list[Written]:
     """Legacy until 2024-07-05, UDiFF from 2024-01-01: both for the first half of 2024."""
-    # generate.py imports this module to register the writer, so its names are taken on use.
-    from include.nse import generate as market
-
     day = session.trade_date
-    rng = market.day_rng(session.seed, day, "fo_bhavcopy")
-    well_known = {symbol for symbol, *_, kind in market.WELL_KNOWN if kind == 0}
+    rng = day_rng(session.seed, day, "fo_bhavcopy")
+    well_known = {symbol for symbol, *_, kind in WELL_KNOWN if kind == 0}
     book = _trading(_contracts(day, underlyings(session, rng, well_known)), rng)
     written = []
-    if day <= market.LEGACY_LAST_DAY:
-        month = market.MONTHS[day.month - 1]
+    if day <= LEGACY_LAST_DAY:
+        month = MONTHS[day.month - 1]
         member = f"fo{day:%d}{month}{day:%Y}bhav.csv"
         path = out / "content/historical/DERIVATIVES" / f"{day:%Y}" / month / f"{member}.zip"
-        published = market._at(day, 18, 45)
-        data = legacy_csv(book, day, market.MONTHS, LEGACY_HEADER)
-        market._publish(path, market._zipped(member, data, published), published)
-        written.append(market.Written(path, book.height))
-    if day >= market.UDIFF_FIRST_DAY:
+        published = at(day, 18, 45)
+        publish(path, zipped(member, legacy_csv(book, day), published), published)
+        written.append(Written(path, book.height))
+    if day >= UDIFF_FIRST_DAY:
         member = f"BhavCopy_NSE_FO_0_0_0_{day:%Y%m%d}_F_0000.csv"
         path = out / "content/fo" / f"{member}.zip"
-        published = market._at(day, 18, 50)
+        published = at(day, 18, 50)
         # Rows come grouped by underlying, the groups and the rows in each in no set order.
         symbols = book["symbol"].unique(maintain_order=True)
         group = book["symbol"].replace_strict(symbols, rng.permutation(len(symbols))).to_numpy()
         order = group * book.height + rng.permutation(book.height)
-        data = udiff_csv(book, day, market.MONTHS, market.UDIFF_HEADER, order)
-        market._publish(path, market._zipped(member, data, published), published)
-        written.append(market.Written(path, book.height))
+        publish(path, zipped(member, udiff_csv(book, day, order), published), published)
+        written.append(Written(path, book.height))
     return written

@@ -1,0 +1,3 @@
+from include.nse_standin.cli import main
+
+main()
