@@ -1,5 +1,6 @@
 # The project's Airflow image: the official Apache Airflow image, a Java runtime for
-# spark-submit, the locked Python dependencies (requirements.txt) and the project's code.
+# spark-submit, the locked Python dependencies (requirements.txt), the project's ClickHouse
+# provider (providers/clickhouse) and the project's code.
 #
 #   docker build -t nse-airflow:3.3.2 .
 #
@@ -36,6 +37,11 @@ USER 50000
 # version; pyspark and pyspark-client share files and are pinned to the same release.
 COPY --chown=50000:0 requirements.txt /opt/airflow/requirements.txt
 RUN pip install --no-cache-dir -r /opt/airflow/requirements.txt
+
+# The ClickHouse provider (connection type and hook), built from its source. --no-deps: its
+# dependencies are in the lock above, so this adds the provider and changes nothing else.
+COPY --chown=50000:0 providers/clickhouse/ /opt/airflow/providers/clickhouse/
+RUN pip install --no-cache-dir --no-deps /opt/airflow/providers/clickhouse
 
 # `include.nse` is imported from /opt/airflow; the lake is a volume in docker-compose.yaml.
 ENV PYTHONPATH=/opt/airflow \

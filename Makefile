@@ -11,7 +11,11 @@ help:  ## List targets
 
 venv: .venv/.complete  ## Build or reuse the virtualenv (.venv)
 
-.venv/.complete: requirements.txt scripts/bootstrap.sh
+# The ClickHouse provider's files, as scripts/bootstrap.sh lists them for the venv's key.
+PROVIDER_FILES := $(shell find providers/clickhouse \( -name __pycache__ -o -name '*.egg-info' \
+	-o -path providers/clickhouse/build -o -path providers/clickhouse/dist \) -prune -o -type f -print)
+
+.venv/.complete: requirements.txt scripts/bootstrap.sh $(PROVIDER_FILES)
 	@scripts/bootstrap.sh
 
 clickhouse:  ## Install Debian's clickhouse-server if missing

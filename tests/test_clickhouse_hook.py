@@ -1,21 +1,32 @@
-"""The ClickHouse hook resolves its connection as documented and talks to a real server."""
+"""The ClickHouse provider: Airflow registers it, its hook resolves connections as documented,
+and every statement from its clients carries the task's tag into a real server's query log."""
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
+import importlib.metadata
 import json
 import logging
 import re
 import socket
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from types import SimpleNamespace
 
-import polars as pl
-import pyarrow as pa
 import pytest
-from clickhouse_hook import MAX_QUERY_ID_LENGTH, ClickHouseHook, make_query_id
+from nse_clickhouse_provider.client import TaggedClient
+from nse_clickhouse_provider.hooks.clickhouse import (
+    MAX_QUERY_ID_LENGTH,
+    ClickHouseHook,
+    make_query_id,
+)
 
 pytestmark = pytest.mark.clickhouse
+
+DISTRIBUTION = "airflow-provider-nse-clickhouse"
 
 CONN_ID = "clickhouse_test"
 PASSWORD = "pw-Qx7-never-logged"
@@ -92,34 +103,151 @@ def server_settings(hook: ClickHouseHook, *names: str) -> dict[str, str]:
     return dict(rows)
 
 
-class TestConnectionForm:
-    def test_field_behaviour_matches_airflows_schema(self):
-        """The UI field behaviour validates against Airflow's own schema and relabels schema."""
+def provider_info() -> dict:
+    """What the installed distribution's `apache_airflow_provider` entry point returns."""
+    (entry_point,) = [
+        ep
+        for ep in importlib.metadata.distribution(DISTRIBUTION).entry_points
+        if ep.group == "apache_airflow_provider"
+    ]
+    return entry_point.load()()
+
+
+@pytest.fixture(scope="module")
+def providers_manager():
+    """Airflow's providers manager, as the API server uses it for the connection form."""
+    from airflow.providers_manager import ProvidersManager
+
+    return ProvidersManager()
+
+
+def clickhouse_widgets(providers_manager) -> dict:
+    """The `clickhouse` connection type's extra fields Airflow registered, by field name."""
+    return {
+        widget.field_name: widget
+        for key, widget in providers_manager.connection_form_widgets.items()
+        if key.startswith("extra__clickhouse__")
+    }
+
+
+class TestProviderInfo:
+    def test_validates_against_airflows_schemas(self):
+        """The entry point's dict passes Airflow's runtime schema and provider.yaml's strict one."""
         import jsonschema
         from airflow import __file__ as airflow_init
 
-        path = airflow_init.replace("__init__.py", "customized_form_field_behaviours.schema.json")
-        behaviour = ClickHouseHook.get_ui_field_behaviour()
-        jsonschema.validate(behaviour, json.load(open(path)))
-        assert behaviour["relabeling"]["schema"] == "Database"
-        assert behaviour["placeholders"]["port"] == "9000"
+        schemas = Path(airflow_init).parent
+        info = provider_info()
+        jsonschema.validate(info, json.loads((schemas / "provider_info.schema.json").read_text()))
+        strict = json.loads((schemas / "provider.yaml.schema.json").read_text())["properties"]
+        for key in ("connection-types", "versions"):
+            jsonschema.validate(info[key], strict[key])
+        assert info["package-name"] == DISTRIBUTION
+        assert info["versions"] == [importlib.metadata.version(DISTRIBUTION)]
+        assert "hook-class-names" not in info
 
-    def test_widgets_are_provider_conn_fields(self):
-        """The extra fields follow provider.yaml's `conn-fields` schema, as Airflow 3 reads it."""
-        import jsonschema
-        from airflow import __file__ as airflow_init
+    def test_returns_a_fresh_copy(self):
+        """Changing one result, as Airflow does, leaves the next one whole."""
+        provider_info()["connection-types"][0]["conn-fields"].clear()
+        assert provider_info()["connection-types"][0]["conn-fields"]["secure"]
 
-        path = airflow_init.replace("__init__.py", "provider.yaml.schema.json")
-        item = json.load(open(path))["properties"]["connection-types"]["items"]
-        fields = ClickHouseHook.get_connection_form_widgets()
-        jsonschema.validate(fields, item["properties"]["conn-fields"])
-        assert {
+    def test_airflow_cli_lists_the_provider(self):
+        """`airflow providers list` of the test Airflow home shows the installed version."""
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "airflow"), "providers", "list", "-o", "json"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        listed = {p["package_name"]: p["version"] for p in json.loads(done.stdout)}
+        assert listed.get(DISTRIBUTION) == importlib.metadata.version(DISTRIBUTION), listed
+
+
+class TestConnectionType:
+    def test_hook_is_registered_for_clickhouse(self):
+        """Airflow maps `clickhouse` to this hook, imports it, and can test its connections."""
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+        # ProvidersManager.hooks is deprecated in favour of the task SDK's manager it wraps.
+        info = ProvidersManagerTaskRuntime().hooks["clickhouse"]
+        assert info is not None, "Airflow could not import the hook"
+        module, _, name = info.hook_class_name.rpartition(".")
+        assert getattr(importlib.import_module(module), name) is ClickHouseHook
+        assert (info.package_name, info.connection_type, info.hook_name) == (
+            DISTRIBUTION,
+            "clickhouse",
+            "ClickHouse",
+        )
+        assert info.connection_id_attribute_name == "clickhouse_conn_id"
+        assert info.connection_testable
+
+    def test_extras_are_typed_form_fields(self, providers_manager):
+        """Each extra the hook reads is a labelled form field of its own type."""
+        widgets = clickhouse_widgets(providers_manager)
+        assert set(widgets) == {
             "secure",
             "verify",
+            "ca_certs",
             "connect_timeout",
             "send_receive_timeout",
+            "sync_request_timeout",
             "compression",
-        } <= set(fields)
+            "client_name",
+            "settings",
+        }
+        assert {w.package_name for w in widgets.values()} == {DISTRIBUTION}
+        assert all(w.field["schema"]["title"] for w in widgets.values())
+        assert not any(w.is_sensitive for w in widgets.values())
+        fields = {name: w.field for name, w in widgets.items()}
+        assert "boolean" in fields["secure"]["schema"]["type"]
+        assert fields["secure"]["value"] is False and fields["verify"]["value"] is True
+        assert "9440" in fields["secure"]["description"]
+        for timeout in ("connect_timeout", "send_receive_timeout", "sync_request_timeout"):
+            assert "number" in fields[timeout]["schema"]["type"], timeout
+        assert {"lz4", "zstd"} <= set(fields["compression"]["schema"]["enum"])
+        assert "object" in fields["settings"]["schema"]["type"]
+
+    def test_standard_fields_are_relabelled(self, providers_manager):
+        """The schema field reads Database and login User; placeholders show the defaults."""
+        behaviour = providers_manager.field_behaviours["clickhouse"]
+        assert behaviour["relabeling"] == {"schema": "Database", "login": "User"}
+        assert behaviour["hidden_fields"] == []
+        assert behaviour["placeholders"]["port"] == "9000"
+        assert behaviour["placeholders"]["schema"] == "default"
+        # Placeholders of extras are keyed the way Airflow keys the extra fields.
+        assert "extra__clickhouse__ca_certs" in behaviour["placeholders"]
+
+    def test_ui_api_serves_the_form(self):
+        """The metadata the UI fetches for the connection form has the relabelled fields."""
+        from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+
+        (meta,) = [m for m in HookMetaService.hook_meta_data() if m.connection_type == "clickhouse"]
+        assert meta.hook_class_name == "nse_clickhouse_provider.hooks.clickhouse.ClickHouseHook"
+        assert meta.standard_fields.url_schema.title == "Database"
+        assert meta.standard_fields.login.title == "User"
+        assert meta.extra_fields["secure"]["schema"]["title"] == "Secure (TLS)"
+
+    def test_form_defaults_connect_with_the_drivers_defaults(self, providers_manager, connection):
+        """Extras saved as the form prefills them connect, with clickhouse-driver's own defaults."""
+        from clickhouse_driver import Client
+
+        extras = {
+            name: w.field["value"] for name, w in clickhouse_widgets(providers_manager).items()
+        }
+        connection(extra=extras)
+        hook = ClickHouseHook(CONN_ID)
+        assert hook.execute("SELECT 1") == [(1,)]
+        ours, drivers = hook.get_conn().connection, Client("localhost").connection
+        for attribute in (
+            "secure_socket",
+            "verify_cert",
+            "connect_timeout",
+            "send_receive_timeout",
+            "sync_request_timeout",
+            "compression",
+        ):
+            assert getattr(ours, attribute) == getattr(drivers, attribute), attribute
 
 
 class TestClientKwargs:
@@ -216,87 +344,6 @@ class TestExecute:
         assert rows == [("2024-07-05", "it's")]
 
 
-class TestInsertColumns:
-    @pytest.fixture()
-    def table(self, ch_client, ch_database):
-        ch_client.execute(
-            f"CREATE TABLE {ch_database}.prices (trade_date Date, symbol String, "
-            "close Nullable(Float64), volume UInt64) ENGINE = MergeTree ORDER BY symbol"
-        )
-        return "prices"
-
-    def contents(self, ch_client, database):
-        return ch_client.execute(
-            f"SELECT trade_date, symbol, close, volume FROM {database}.prices ORDER BY symbol"
-        )
-
-    EXPECTED = [(DAY, "A", 1.5, 10), (DAY, "B", None, 20)]
-    COLUMNS = {
-        "trade_date": [DAY, DAY],
-        "symbol": ["A", "B"],
-        "close": [1.5, None],
-        "volume": [10, 20],
-    }
-
-    def test_from_a_dict(self, connection, ch_client, ch_database, table):
-        """Python lists insert as columns, with the database given as an argument."""
-        assert ClickHouseHook(CONN_ID).insert_columns(table, self.COLUMNS, ch_database) == 2
-        assert self.contents(ch_client, ch_database) == self.EXPECTED
-
-    def test_from_pyarrow(self, connection, ch_client, ch_database, table):
-        """A pyarrow Table inserts with dates and nulls intact, using the hook's database."""
-        data = pa.table(
-            {
-                "trade_date": pa.array([DAY, DAY], pa.date32()),
-                "symbol": ["A", "B"],
-                "close": pa.array([1.5, None], pa.float64()),
-                "volume": pa.array([10, 20], pa.uint64()),
-            }
-        )
-        assert ClickHouseHook(CONN_ID, database=ch_database).insert_columns(table, data) == 2
-        assert self.contents(ch_client, ch_database) == self.EXPECTED
-
-    def test_from_polars(self, connection, ch_client, ch_database, table):
-        """A polars DataFrame inserts with dates and nulls intact."""
-        data = pl.DataFrame(self.COLUMNS, schema_overrides={"volume": pl.UInt64})
-        assert ClickHouseHook(CONN_ID).insert_columns(table, data, ch_database) == 2
-        assert self.contents(ch_client, ch_database) == self.EXPECTED
-
-    def test_refuses_unsafe_names(self, connection, ch_database):
-        """Table and column names are identifiers, never SQL."""
-        hook = ClickHouseHook(CONN_ID)
-        with pytest.raises(ValueError, match="identifier"):
-            hook.insert_columns("prices; DROP TABLE x", self.COLUMNS, ch_database)
-        with pytest.raises(ValueError, match="identifier"):
-            hook.insert_columns("prices", {"symbol) SELECT 1 --": ["A"]}, ch_database)
-
-
-class TestQueryPolars:
-    def test_types_come_from_clickhouse(self, connection):
-        """Nullable, unsigned and date columns keep their types, also with no rows."""
-        sql = (
-            "SELECT toDate('2024-07-05') AS trade_date, toUInt64(7) AS volume, "
-            "CAST(NULL AS Nullable(Float64)) AS delivery_pct, 'EQ' AS series"
-        )
-        schema = pl.Schema(
-            {
-                "trade_date": pl.Date,
-                "volume": pl.UInt64,
-                "delivery_pct": pl.Float64,
-                "series": pl.String,
-            }
-        )
-        df = ClickHouseHook(CONN_ID).query_polars(sql)
-        assert df.schema == schema
-        assert df.rows() == [(DAY, 7, None, "EQ")]
-        assert ClickHouseHook(CONN_ID).query_polars(sql + " WHERE 0").schema == schema
-
-    def test_parameters(self, connection):
-        """Parameters pass through to the driver."""
-        df = ClickHouseHook(CONN_ID).query_polars("SELECT %(n)s AS n", {"n": 5})
-        assert df.to_dict(as_series=False) == {"n": [5]}
-
-
 class TestTestConnection:
     def test_reports_the_server_version(self, connection):
         """A reachable server answers with its version."""
@@ -325,15 +372,37 @@ class TestTestConnection:
         assert PASSWORD not in logs()
 
 
+class TestDatabase:
+    def test_argument_then_schema_then_default(self, connection):
+        """`database` is the argument, else the connection's schema, else `default`."""
+        connection(schema="nse")
+        assert ClickHouseHook(CONN_ID).database == "nse"
+        assert ClickHouseHook(CONN_ID, database="other").database == "other"
+        connection(schema=None)
+        assert ClickHouseHook(CONN_ID).database == "default"
+
+    def test_is_the_clients_database(self, connection, ch_database):
+        """The client connects to the database the hook reports."""
+        connection(schema=ch_database)
+        hook = ClickHouseHook(CONN_ID)
+        assert hook.get_conn().connection.database == hook.database == ch_database
+        assert hook.execute("SELECT currentDatabase()") == [(ch_database,)]
+
+
 class TestLogging:
     def test_password_never_logged_at_debug(self, connection, logs, ch_database):
         """With DEBUG on everywhere, no log line carries the password; host and user do."""
         port = connection(password=PASSWORD)["port"]
         hook = ClickHouseHook(CONN_ID, database=ch_database)
+
+        def through_get_client():
+            with hook.get_client() as client:
+                client.execute("SELECT 1")
+
         for call in (
             lambda: hook.execute("SELECT 1"),
-            lambda: hook.query_polars("SELECT 1"),
-            lambda: hook.insert_columns("t", {"x": [1]}),
+            through_get_client,
+            lambda: hook.get_conn().execute("SELECT 1"),
         ):
             with pytest.raises(Exception, match="password"):
                 call()
@@ -375,23 +444,121 @@ class TestQueryId:
         assert len(query_id) == MAX_QUERY_ID_LENGTH
         assert re.fullmatch(r"d+\.replace\.[0-9a-f]{8}", query_id)
 
-    def test_query_log_shows_the_task(self, monkeypatch, connection, ch_client):
-        """Queries run by the hook inside a task are found in system.query_log by task."""
-        dag_id = f"nse_test_{uuid.uuid4().hex[:8]}"
-        for name, value in {**TASK_ENV, "AIRFLOW_CTX_DAG_ID": dag_id}.items():
-            monkeypatch.setenv(name, value)
-        hook = ClickHouseHook(CONN_ID)
-        hook.execute("SELECT 1")
-        hook.query_polars("SELECT 2 AS two")
+
+def in_a_task(monkeypatch) -> str:
+    """Set a task environment with a dag id of its own; the tag its query ids start with."""
+    dag_id = f"nse_test_{uuid.uuid4().hex[:8]}"
+    for name, value in {**TASK_ENV, "AIRFLOW_CTX_DAG_ID": dag_id}.items():
+        monkeypatch.setenv(name, value)
+    return TASK_TAG.replace("nse_cm_bhavcopy", dag_id)
+
+
+def logged_queries(ch_client, tag: str, *query_ids: str) -> dict[str, tuple[str, str]]:
+    """Finished queries with an id starting `tag` or in `query_ids`: text -> (id, client)."""
+    ch_client.execute("SYSTEM FLUSH LOGS")
+    chosen = " OR query_id IN %(ids)s" if query_ids else ""
+    rows = ch_client.execute(
+        # 18.16's query_log: `type` 2 is QueryFinish.
+        "SELECT query, query_id, client_name FROM system.query_log "
+        f"WHERE type = 2 AND (startsWith(query_id, %(tag)s){chosen})",
+        {"tag": tag + ".", "ids": query_ids},
+    )
+    return {query.strip(): (query_id, client) for query, query_id, client in rows}
+
+
+def tagged_by(tag: str, method: str) -> re.Pattern:
+    """A query id made by `method` of a tagged client inside the task `tag` names."""
+    return re.compile(rf"{re.escape(tag)}\.{method}\.[0-9a-f]{{8}}")
+
+
+class TestTaggedClient:
+    def test_hook_hands_out_tagged_clients(self, connection):
+        """get_conn and get_client return the tagging subclass of the driver's client."""
+        from clickhouse_driver import Client
+
+        assert isinstance(ClickHouseHook(CONN_ID).get_conn(), TaggedClient)
+        with ClickHouseHook(CONN_ID).get_client() as client:
+            assert isinstance(client, TaggedClient) and isinstance(client, Client)
+
+    def test_statements_are_logged_under_the_task(
+        self, monkeypatch, connection, ch_client, ch_database
+    ):
+        """execute, execute_iter and a columnar insert are logged tagged; a given id is kept."""
+        tag = in_a_task(monkeypatch)
+        explicit = f"chosen-by-caller-{uuid.uuid4().hex}"
+        with ClickHouseHook(CONN_ID, database=ch_database).get_client() as client:
+            client.execute("CREATE TABLE t (x UInt32) ENGINE = Memory")
+            rows = list(client.execute_iter("SELECT number FROM system.numbers LIMIT 3"))
+            # As the project's warehouse functions call it: query_id=None means none was given.
+            client.execute("INSERT INTO t (x) VALUES", [[1, 2, 3]], columnar=True, query_id=None)
+            count = client.execute("SELECT count() FROM t", None, False, None, None)
+            client.execute("SELECT 'explicit'", query_id=explicit)
+        assert rows == [(0,), (1,), (2,)] and count == [(3,)]
+        logged = logged_queries(ch_client, tag, explicit)
+        for query, method in {
+            "CREATE TABLE t (x UInt32) ENGINE = Memory": "execute",
+            "SELECT number FROM system.numbers LIMIT 3": "execute_iter",
+            "INSERT INTO t (x) VALUES": "execute",
+            "SELECT count() FROM t": "execute",
+        }.items():
+            assert query in logged, (query, logged)
+            assert tagged_by(tag, method).fullmatch(logged[query][0]), (query, logged[query])
+        assert logged["SELECT 'explicit'"][0] == explicit
+        assert {client for _, client in logged.values()} == {f"ClickHouse airflow:{tag}"}
+
+    def test_every_statement_method_is_tagged(
+        self, monkeypatch, connection, ch_client, ch_database
+    ):
+        """Progress, DataFrame and Arrow methods tag their statements too, each once."""
+        import pandas as pd
+
+        tag = in_a_task(monkeypatch)
+        hook = ClickHouseHook(CONN_ID, database=ch_database, settings={"use_numpy": True})
+        with hook.get_client() as client:
+            client.execute("CREATE TABLE t (x UInt32) ENGINE = Memory")
+            assert client.execute_with_progress("SELECT 1 AS p").get_result() == [(1,)]
+            assert client.query_dataframe("SELECT 2 AS d")["d"].tolist() == [2]
+            assert client.insert_dataframe("INSERT INTO t VALUES", pd.DataFrame({"x": [7]})) == 1
+            assert client.query_arrow("SELECT 3 AS a").to_pydict() == {"a": [3]}
+            assert client.query_arrow_stream("SELECT 4 AS s").read_all().num_rows == 1
+        logged = logged_queries(ch_client, tag)
+        for query, method in {
+            "SELECT 1 AS p": "execute_with_progress",
+            "SELECT 2 AS d": "query_dataframe",
+            "INSERT INTO t VALUES": "insert_dataframe",
+            "SELECT 3 AS a": "query_arrow",
+            "SELECT 4 AS s": "query_arrow_stream",
+        }.items():
+            assert query in logged, (query, logged)
+            assert tagged_by(tag, method).fullmatch(logged[query][0]), (query, logged[query])
+
+    def test_project_warehouse_functions_are_tagged(
+        self, monkeypatch, connection, ch_client, ch_database
+    ):
+        """The project's warehouse functions, which know nothing of Airflow, leave the tag."""
+        from include.nse import warehouse
+
+        tag = in_a_task(monkeypatch)
+        with ClickHouseHook(CONN_ID, database=ch_database).get_client() as client:
+            client.execute("CREATE TABLE t (x UInt32) ENGINE = Memory")
+            assert warehouse.insert_columns(client, "t", {"x": [1, 2]}) == 2
+            assert warehouse.query_polars(client, "SELECT sum(x) AS total FROM t").rows() == [(3,)]
+        logged = logged_queries(ch_client, tag)
+        inserts = [query for query in logged if query.startswith("INSERT INTO")]
+        sums = [query for query in logged if "sum(x) AS total" in query]
+        assert inserts and sums, logged
+        for query in inserts + sums:
+            assert tagged_by(tag, r"\w+").fullmatch(logged[query][0]), (query, logged[query])
+
+    def test_outside_a_task_ids_are_uuids(self, connection, ch_client):
+        """With no task, a statement's id is `<method>.<uuid4>`, still unique per statement."""
+        marker = uuid.uuid4().hex
+        with ClickHouseHook(CONN_ID).get_client() as client:
+            client.execute(f"SELECT '{marker}'")
         ch_client.execute("SYSTEM FLUSH LOGS")
-        rows = ch_client.execute(
-            "SELECT DISTINCT query_id, client_name FROM system.query_log "
-            "WHERE query_id LIKE %(tag)s ORDER BY query_id",
-            {"tag": dag_id + ".%"},
-        )
-        tag = TASK_TAG.replace("nse_cm_bhavcopy", dag_id)
-        assert [re.sub(r"[0-9a-f]{8}$", "*", q) for q, _ in rows] == [
-            f"{tag}.execute.*",
-            f"{tag}.query.*",
-        ]
-        assert {name for _, name in rows} == {f"ClickHouse airflow:{tag}"}
+        (query_id,) = ch_client.execute(
+            "SELECT query_id FROM system.query_log WHERE type = 2 AND query = %(q)s",
+            {"q": f"SELECT '{marker}'"},
+        )[0]
+        method, _, rest = query_id.partition(".")
+        assert method == "execute" and uuid.UUID(rest)

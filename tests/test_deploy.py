@@ -3,8 +3,8 @@
 Dockerfile, docker-compose.yaml, .env.example, deploy/hadoop/, airflow_settings.yaml and
 scripts/apply_airflow_settings.py: the compose file against the Compose Specification's schema
 (vendored in tests/schemas/), its Airflow configuration against the installed Airflow, the
-Dockerfile with hadolint and against the lock, the settings file against what the code uses,
-and the loader against a real Airflow metadata database.
+Dockerfile with hadolint and against the lock and the ClickHouse provider, the settings file
+against what the code uses, and the loader against a real Airflow metadata database.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ SETTINGS_FILE = PROJECT_ROOT / "airflow_settings.yaml"
 LOADER = PROJECT_ROOT / "scripts" / "apply_airflow_settings.py"
 COMPOSE_SCHEMA = PROJECT_ROOT / "tests" / "schemas" / "compose-spec.json"
 SOURCE_DIRS = ("dags", "plugins", "include")
+#: The ClickHouse provider distribution, installed in the image after the lock.
+PROVIDER = PROJECT_ROOT / "providers" / "clickhouse"
 
 #: `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?message}`, `${VAR?message}`; `$${...}`
 #: is Compose's escape for a literal `$` (left to the container's shell) and not a reference.
@@ -420,21 +422,42 @@ class TestDockerfile:
         )
         assert lock_python and match[2] == lock_python[1]
 
-    def test_installs_exactly_the_lock(self, instructions):
-        """requirements.txt is copied and pip-installed alone, without a cache, before the code."""
+    def test_installs_exactly_the_lock_and_the_provider(self, instructions):
+        """The lock, then the provider with --no-deps, are pip-installed, uncached, before code."""
         copies = [args.split() for keyword, args in instructions if keyword == "COPY"]
         lock_copy = [c for c in copies if c[-2] == "requirements.txt"]
         assert len(lock_copy) == 1
-        destination = lock_copy[0][-1]
+        provider_source = str(PROVIDER.relative_to(PROJECT_ROOT))
+        provider_copy = [c for c in copies if c[-2].rstrip("/") == provider_source]
+        assert len(provider_copy) == 1, f"{provider_source} is not copied into the image"
         installs = [args for keyword, args in instructions if keyword == "RUN" and "pip" in args]
-        assert installs == [f"pip install --no-cache-dir -r {destination}"]
-        install_at = instructions.index(("RUN", installs[0]))
+        assert installs == [
+            f"pip install --no-cache-dir -r {lock_copy[0][-1]}",
+            f"pip install --no-cache-dir --no-deps {provider_copy[0][-1].rstrip('/')}",
+        ]
+        lock_at, provider_at = (instructions.index(("RUN", args)) for args in installs)
+        assert instructions.index(("COPY", " ".join(provider_copy[0]))) > lock_at
         for position, (keyword, args) in enumerate(instructions):
             source = args.split()[-2] if keyword == "COPY" else ""
             if source.rstrip("/") in SOURCE_DIRS:
-                assert position > install_at, f"{source} is copied before the dependencies"
+                assert position > provider_at, f"{source} is copied before the dependencies"
         for folder in SOURCE_DIRS:
             assert [folder + "/", f"/opt/airflow/{folder}/"] in [c[-2:] for c in copies]
+
+    def test_provider_needs_nothing_beyond_the_lock(self):
+        """The lock holds each provider dependency at a version it accepts; its build is pinned."""
+        import tomllib
+
+        from packaging.requirements import Requirement
+
+        pyproject = tomllib.loads((PROVIDER / "pyproject.toml").read_text())
+        dependencies = [Requirement(spec) for spec in pyproject["project"]["dependencies"]]
+        assert {r.name for r in dependencies} == {"apache-airflow", "clickhouse-driver"}
+        for requirement in dependencies:
+            locked = locked_version(requirement.name)
+            assert requirement.specifier.contains(locked), (str(requirement), locked)
+        for spec in pyproject["build-system"]["requires"]:
+            assert re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][A-Za-z0-9.]*", spec), spec
 
     def test_pyspark_and_its_client_share_a_release(self):
         """pyspark and pyspark-client overlap on disk, so the lock pins them to one version."""
@@ -525,7 +548,7 @@ class TestSettingsCoverConnectionsAndPools:
     @pytest.fixture(scope="class")
     def referenced(self) -> tuple[set[str], set[str]]:
         files = [p for d in SOURCE_DIRS for p in sorted((PROJECT_ROOT / d).rglob("*.py"))]
-        return referenced_ids(files)
+        return referenced_ids(files + sorted(PROVIDER.rglob("*.py")))
 
     def test_scanner_reads_every_form(self, tmp_path):
         """The scanner finds ids in each way code names them."""
@@ -554,7 +577,7 @@ class TestSettingsCoverConnectionsAndPools:
         assert {"clickhouse_default", "nse_archives", "nse_api"} <= conns
 
     def test_every_referenced_connection_is_defined(self, settings, referenced):
-        """Each connection id used in dags/, plugins/ or include/ is in the settings file."""
+        """Each connection id used in dags/, plugins/, include/ or the provider is in the file."""
         defined = {c["conn_id"] for c in settings["connections"]}
         assert referenced[0] - defined == set()
 

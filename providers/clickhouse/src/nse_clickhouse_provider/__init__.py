@@ -1,0 +1,3 @@
+"""ClickHouse for Airflow: the `clickhouse` connection type and a hook that tags every query."""
+
+__version__ = "1.0.0"
