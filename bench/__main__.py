@@ -25,6 +25,7 @@ import polars as pl
 
 from bench.option_chain import bench_option_chain
 from bench.option_chain_scheduler import bench_scheduler
+from bench.task_cost import bench_task_cost
 from include.nse import sources, warehouse
 from include.nse.sources import _csv
 from include.nse_standin.generate import generate
@@ -54,9 +55,9 @@ def report(name: str, ours: float, baseline: float, baseline_name: str, note: st
 
 def _files(root: Path) -> dict[str, tuple[bytes, str]]:
     paths = {
-        "cm_bhavcopy legacy": sources.get("cm_bhavcopy").remote_paths(LEGACY_DAY)[0],
-        "cm_bhavcopy udiff": sources.get("cm_bhavcopy").remote_paths(UDIFF_DAY)[0],
-        "cm_delivery": sources.get("cm_delivery").remote_paths(LEGACY_DAY)[0],
+        "cm_bhavcopy legacy": sources.get("cm_bhavcopy").publication.paths(LEGACY_DAY)[0],
+        "cm_bhavcopy udiff": sources.get("cm_bhavcopy").publication.paths(UDIFF_DAY)[0],
+        "cm_delivery": sources.get("cm_delivery").publication.paths(LEGACY_DAY)[0],
     }
     out = {}
     for label, path in paths.items():
@@ -96,7 +97,7 @@ def bench_load(root: Path) -> None:
         client.execute(f"CREATE TABLE {database}.plain AS {database}.{dataset.table}")
         columns = warehouse.to_columns(df)
         insert = f"INSERT INTO {database}.plain ({', '.join(columns)}) VALUES"
-        ours = best_of(lambda: warehouse.load_partition(client, dataset, LEGACY_DAY, df, database))
+        ours = best_of(lambda: warehouse.load(client, dataset, LEGACY_DAY, df, database))
         baseline = best_of(lambda: client.execute(insert, list(columns.values()), columnar=True))
         report("load cm_bhavcopy", ours, baseline, "plain columnar INSERT", f"{df.height} rows")
     finally:
@@ -112,7 +113,7 @@ def bench_fetch(root: Path) -> None:
     from include.nse.config import Settings
     from include.nse_standin.server import StandIn
 
-    path = sources.get("cm_bhavcopy").remote_paths(LEGACY_DAY)[0]
+    path = sources.get("cm_bhavcopy").publication.paths(LEGACY_DAY)[0]
     with StandIn(root) as standin, httpx.Client() as bare:
         settings = Settings(archive_base_url=standin.url, archive_rate_per_second=1000)
         with NSEClient(settings) as client:
@@ -127,6 +128,7 @@ BENCHMARKS = {
     "fetch": bench_fetch,
     "option_chain": bench_option_chain,
     "option_chain_scheduler": bench_scheduler,
+    "task_cost": bench_task_cost,
 }
 
 

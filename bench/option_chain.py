@@ -2,15 +2,17 @@
 
 python -m bench.option_chain    (ClickHouse from CLICKHOUSE_HOST/PORT, default 127.0.0.1:19000)
 
-Fetch (contract info and every expiry's chain, into bronze), store (parse, stale check, silver),
-load (ClickHouse, gold analytics, ClickHouse) run one after another in this process, as one
-mapped batch would, with the client's rate limit lifted (loopback). The baseline, measured in
+The pipeline's steps for the `option_chain` dataset run one after another in this process, as
+one mapped batch would, with the client's rate limit lifted (loopback): fetch (contract info and
+every expiry's chain, into bronze), parse (stale check, silver), validate and load (ClickHouse),
+then the analytics step (gold, ClickHouse). The baseline, measured in
 the same run, is a bare httpx GET of the same URLs; the share of the 5-minute interval is for
 the whole cycle done serially (the DAG spreads fetch and store over its batches).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import sys
@@ -24,7 +26,7 @@ INTERVAL = dt.timedelta(minutes=5)
 
 
 def names(count: int) -> list[str]:
-    from include.nse.option_chain import INDEX_UNDERLYINGS
+    from include.nse.sources.option_chain import INDEX_UNDERLYINGS
 
     return [*INDEX_UNDERLYINGS, *(f"STOCK{i:03d}" for i in range(count - len(INDEX_UNDERLYINGS)))]
 
@@ -33,11 +35,11 @@ def bench_option_chain(root: Path) -> None:
     import httpx
     from clickhouse_driver import Client
 
-    from include.nse import option_chain, warehouse
-    from include.nse.client import NSEClient
+    from include.nse import pipeline, sources
     from include.nse.config import Settings
-    from include.nse.lake import Lake
-    from include.nse.sources.option_chain import IST
+    from include.nse.dates import IST
+    from include.nse.sources.base import Request
+    from include.nse.warehouse import Warehouse
     from include.nse_standin.option_chain import write_option_chains
     from include.nse_standin.server import StandIn
 
@@ -51,47 +53,52 @@ def bench_option_chain(root: Path) -> None:
         f"{time.perf_counter() - started:.1f} s",
         flush=True,
     )
-    client_ch = Client(
-        host=os.environ.get("CLICKHOUSE_HOST", "127.0.0.1"),
-        port=int(os.environ.get("CLICKHOUSE_PORT", "19000")),
-        user=os.environ.get("CLICKHOUSE_USER", "default"),
-        password=os.environ.get("CLICKHOUSE_PASSWORD", ""),
-    )
+    server = {
+        "host": os.environ.get("CLICKHOUSE_HOST", "127.0.0.1"),
+        "port": int(os.environ.get("CLICKHOUSE_PORT", "19000")),
+        "user": os.environ.get("CLICKHOUSE_USER", "default"),
+        "password": os.environ.get("CLICKHOUSE_PASSWORD", ""),
+    }
     database = f"bench_{uuid.uuid4().hex[:8]}"
-    lake = Lake(root / "lake")
-    try:
-        warehouse.migrate(client_ch, database)
-        with StandIn(root / "api_root") as standin:
-            settings = Settings(api_base_url=standin.url, api_rate_per_second=10_000)
-            with NSEClient(settings) as client:
-                t0 = time.perf_counter()
-                fetched = option_chain.fetch_batch(client, lake, underlyings)
-                t1 = time.perf_counter()
-                stored = option_chain.store_batch(lake, fetched)
-                t2 = time.perf_counter()
-                loaded = option_chain.load_parts(client_ch, lake, stored["parts"], database)
-                t3 = time.perf_counter()
-                urls = [e["url"] for e in client.history if "/api/" in e["url"]]
-                with httpx.Client(headers={"Accept-Encoding": "br"}) as bare:
-                    b0 = time.perf_counter()
-                    for url in urls:
-                        bare.get(url, cookies=client._http.cookies).raise_for_status()
-                    baseline = time.perf_counter() - b0
-                stale_started = time.perf_counter()
-                again = option_chain.store_batch(
-                    lake, option_chain.fetch_batch(client, lake, underlyings)
-                )
-                stale_cycle = time.perf_counter() - stale_started
-    finally:
-        client_ch.execute(f"DROP DATABASE IF EXISTS {database}")
-        client_ch.disconnect()
-    assert not fetched["failed"] and not stored["failed"], (fetched["failed"], stored["failed"])
+    dataset = sources.get("option_chain")
+    request = Request(snapshot.date(), tuple(underlyings))
+    with StandIn(root / "api_root") as standin:
+        settings = Settings(
+            lake_root=root / "lake", api_base_url=standin.url, api_rate_per_second=10_000
+        )
+        ctx = pipeline.Context(settings, Warehouse(lambda: _connected(Client(**server)), database))
+        try:
+            t0 = time.perf_counter()
+            fetched = pipeline.fetch(ctx, dataset, request)
+            t1 = time.perf_counter()
+            parsed = pipeline.parse(ctx, dataset, request.trade_date, fetched)
+            t2 = time.perf_counter()
+            validated = pipeline.validate(ctx, dataset, parsed)
+            loaded = pipeline.load(ctx, dataset, validated)
+            gold = pipeline.after_step(ctx, dataset, "analytics", loaded)
+            t3 = time.perf_counter()
+            urls = [f["url"] for f in fetched["files"]]
+            with httpx.Client(headers={"Accept-Encoding": "br"}) as bare:
+                bare.get(standin.url + "/")  # the session's cookies, as the client's warm-up
+                b0 = time.perf_counter()
+                for url in urls:
+                    bare.get(url).raise_for_status()
+                baseline = time.perf_counter() - b0
+            stale_started = time.perf_counter()
+            again = pipeline.parse(
+                ctx, dataset, request.trade_date, pipeline.fetch(ctx, dataset, request)
+            )
+            stale_cycle = time.perf_counter() - stale_started
+        finally:
+            with _connected(Client(**server)) as client:
+                client.execute(f"DROP DATABASE IF EXISTS {database}")
+    assert not fetched["failed"] and not parsed["failed"], (fetched["failed"], parsed["failed"])
     total = t3 - t0
     print(
         f"option chain cycle ({len(underlyings)} underlyings, {len(urls)} requests, "
-        f"{stored['rows']} rows, {loaded['analytics_rows']} analytics rows; "
+        f"{parsed['rows']} rows, {gold['analytics_rows']} analytics rows; "
         f"load average {os.getloadavg()[0]:.2f})\n"
-        f"  fetch {t1 - t0:6.2f} s   store {t2 - t1:6.2f} s   load+gold {t3 - t2:6.2f} s   "
+        f"  fetch {t1 - t0:6.2f} s   parse {t2 - t1:6.2f} s   gate+load+gold {t3 - t2:6.2f} s   "
         f"total {total:6.2f} s ({total / INTERVAL.total_seconds():.1%} of a 5-minute interval)\n"
         f"  baseline: bare httpx GET of the same {len(urls)} URLs {baseline:6.2f} s   "
         f"ratio total/baseline {total / baseline:5.2f}x   fetch/baseline "
@@ -100,6 +107,14 @@ def bench_option_chain(root: Path) -> None:
         f"{len(again['stale'])} stale, {again['rows']} rows stored",
         flush=True,
     )
+
+
+@contextlib.contextmanager
+def _connected(client):
+    try:
+        yield client
+    finally:
+        client.disconnect()
 
 
 def main() -> int:

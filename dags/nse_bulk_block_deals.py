@@ -15,39 +15,26 @@ side, quantity and price.
 
 A day without block deals (`NO RECORDS`) loads zero rows. Runs at 19:30 Asia/Kolkata on CM
 trading days (the trading calendar's `TradingDayTimetable`). Trigger with a `trade_date` to
-reload a day; set `history_from` to backfill every weekday from that date up to the trade date
-through the API (`load_history_*`), or use
-`airflow backfill create --dag-id nse_bulk_block_deals --from-date ... --to-date ...`.
+reload a day; load history with
+`airflow backfill create --dag-id nse_bulk_block_deals --from-date ... --to-date ...`, one run
+per trading day, each past day from the API.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import dag
-from nse_alerts import SlackFailureAlert
-from nse_eod import DEFAULT_ARGS, dataset_chain, history_from_param, trade_date_param
 from nse_timetable import TradingDayTimetable
 
-DATASETS = ("bulk_deals", "block_deals")
+from include.nse_airflow import nse_dag
+
+DATASETS = ["bulk_deals", "block_deals"]
 SCHEDULE = TradingDayTimetable(at=dt.time(19, 30), segment="CM", timezone="Asia/Kolkata")
 
-
-@dag(
-    dag_id="nse_bulk_block_deals",
+dag = nse_dag(
+    "nse_bulk_block_deals",
+    datasets=DATASETS,
     schedule=SCHEDULE,
-    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
-    catchup=False,
-    max_active_runs=4,
-    default_args=DEFAULT_ARGS,
-    on_failure_callback=SlackFailureAlert(),
     doc_md=__doc__,
     tags=["nse", "equities", "deals", "end-of-day"],
-    params={"trade_date": trade_date_param(), "history_from": history_from_param()},
 )
-def nse_bulk_block_deals():
-    for name in DATASETS:
-        dataset_chain(name, history=True)
-
-
-nse_bulk_block_deals()

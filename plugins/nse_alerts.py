@@ -2,11 +2,11 @@
 
 Built on the Slack provider's webhook notifier and the `slack_alerts` connection (type
 `slackwebhook`; the password holds the webhook token, the host the webhook base URL, or the
-password the whole webhook URL). `nse_eod` sets it once for every NSE DAG. Retries are not
-alerted: Airflow calls `on_failure_callback` only when no try is left. A DAG run that failed
-because a task failed was already alerted by that task, so the DAG-level alert speaks only for
-the other causes (a run timing out, for one). Without a usable connection an alert logs one
-warning and sends nothing; a failure to send is logged and never fails anything.
+password the whole webhook URL). `include.nse_airflow` sets it on every NSE DAG and task.
+Retries are not alerted: Airflow calls `on_failure_callback` only when no try is left. A DAG run
+that failed because a task failed was already alerted by that task, so the DAG-level alert speaks
+only for the other causes (a run timing out, for one). Without a usable connection an alert logs
+one warning and sends nothing; a failure to send is logged and never fails anything.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class SlackFailureAlert(BaseNotifier):
 
 def message(context) -> str:
     """The alert's text: DAG, task, run, try, trade date, the error's first line, the log link."""
-    from nse_tasks import trade_date
+    from include.nse.dates import trade_date_of
 
     ti = context.get("ti")
     dag_run = context.get("dag_run")
@@ -68,7 +68,8 @@ def message(context) -> str:
     run_id = context.get("run_id") or getattr(dag_run, "run_id", "?")
     reason = context.get("reason")
     try:
-        day = trade_date(context).isoformat()
+        moment = context.get("logical_date") or dag_run.run_after
+        day = trade_date_of((context.get("params") or {}).get("trade_date"), moment).isoformat()
     except (KeyError, AttributeError, TypeError, ValueError):
         day = "unknown"
     if reason:

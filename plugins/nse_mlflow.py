@@ -9,8 +9,8 @@ reads what to record from the metadata database: the run's params and tags (Airf
 bundle name and version, run type, logical date), and per task instance its duration, try
 number, state and every number in the small stats dict it returned (rows, bytes, seconds, the
 quality pass rate...), logged as `<task_id>.<name>` (`<task_id>/<map index>.<name>` for mapped
-tasks), plus the files it lists under `artifacts` (the validation JSON) and the PNG charts of
-its dataset and date in the gold lake. A detached child process sends all of it to MLflow:
+tasks), plus the files it lists under `artifacts`: every validation's JSON and the option chain's
+charts. A detached child process sends all of it to MLflow:
 importing MLflow costs seconds of CPU, and neither a task nor the scheduler waits for it.
 
 Configuration: the tracking URI is `MLFLOW_TRACKING_URI`, else the Airflow variable
@@ -168,16 +168,10 @@ def _numbers(result) -> dict[str, float]:
 
 
 def _artifacts(result) -> list[str]:
-    """Files a task's result lists, and the charts of its dataset and date in the gold lake."""
+    """The files a task's result lists under `artifacts` (validation JSON, charts) that exist."""
     if not isinstance(result, dict):
         return []
-    paths = [p for p in result.get("artifacts") or [] if p and os.path.isfile(p)]
-    if result.get("dataset") and result.get("trade_date"):
-        from include.nse.config import Settings
-
-        gold = Settings.from_env().lake_root / "gold" / str(result["dataset"])
-        paths += sorted(str(p) for p in gold.glob(f"trade_date={result['trade_date']}/*.png"))
-    return paths
+    return [p for p in result.get("artifacts") or [] if p and os.path.isfile(p)]
 
 
 def task_name(task_id: str, map_index: int) -> str:

@@ -11,7 +11,8 @@ sessions, the library calendar, and the lists the `nse_trading_calendar` DAG ref
 lake. No network I/O happens here; the scheduler calls these for every run it plans.
 
 A run's logical date is its trading day at the scheduled time in Mumbai, so the tasks' trade
-date (`nse_tasks.trade_date`, the logical date's date in Asia/Kolkata) is that trading day.
+date (`include.nse.dates.trade_date_of`: the logical date's date in Asia/Kolkata) is that
+trading day.
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ export AIRFLOW_HOME="${AIRFLOW_HOME:-$_root/.local/airflow}"
 export AIRFLOW__CORE__DAGS_FOLDER="$_root/dags"
 export AIRFLOW__CORE__PLUGINS_FOLDER="$_root/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
-export AIRFLOW__CORE__EXECUTOR=LocalExecutor
+# LocalExecutor that imports the pipeline's libraries once before its workers fork, so tasks
+# do not each pay for Great Expectations, polars and the rest (include/nse_airflow/executor.py).
+export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-include.nse_airflow.executor.PreloadingLocalExecutor}"
 export AIRFLOW__CORE__PARALLELISM=4
 export AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG=4
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=True

@@ -140,29 +140,33 @@ wait_http "http://127.0.0.1:$AIRFLOW__API__PORT/api/v2/monitor/health" "the Airf
 
 say "Rows in ClickHouse, per trade date"
 "$PY" - <<PY
-from include.nse.cli import clickhouse_client_from_env
-ch = clickhouse_client_from_env()
-rows = ch.execute("""
-    SELECT b.trade_date, b.rows, b.source_format, d.rows, d.delivered
-    FROM (SELECT trade_date, count() AS rows, any(source_format) AS source_format, sum(turnover) AS t
-          FROM nse.cm_bhavcopy WHERE trade_date BETWEEN %(f)s AND %(t)s GROUP BY trade_date) AS b
-    LEFT JOIN (SELECT trade_date, count() AS rows, countIf(delivery_qty IS NOT NULL) AS delivered
-               FROM nse.cm_delivery GROUP BY trade_date) AS d USING trade_date
-    ORDER BY b.trade_date""", {"f": "$FROM", "t": "$TO"})
+from include.nse.cli import clickhouse_client
+TABLES = [
+    ("fo_bhavcopy", "trade_date"), ("bulk_deals", "trade_date"), ("block_deals", "trade_date"),
+    ("index_constituents", "trade_date"), ("holidays", "date"), ("option_chain", "trade_date"),
+    ("option_chain_analytics", "trade_date"), ("quality_validations", "trade_date"),
+]
+with clickhouse_client() as ch:
+    rows = ch.execute("""
+        SELECT b.trade_date, b.rows, b.source_format, d.rows, d.delivered
+        FROM (SELECT trade_date, count() AS rows, any(source_format) AS source_format
+              FROM nse.cm_bhavcopy WHERE trade_date BETWEEN %(f)s AND %(t)s GROUP BY trade_date) AS b
+        LEFT JOIN (SELECT trade_date, count() AS rows, countIf(delivery_qty IS NOT NULL) AS delivered
+                   FROM nse.cm_delivery GROUP BY trade_date) AS d USING trade_date
+        ORDER BY b.trade_date""", {"f": "$FROM", "t": "$TO"})
+    tables = [
+        (table, *ch.execute(
+            f"SELECT count(), uniqExact({day}), min({day}), max({day}) FROM nse.{table}"
+        )[0])
+        for table, day in TABLES
+    ]
 print(f"{'trade_date':<12}{'bhavcopy':>10}  {'format':<8}{'delivery':>10}{'with qty':>10}")
 for day, n, fmt, dn, dq in rows:
     print(f"{day.isoformat():<12}{n:>10}  {fmt:<8}{dn:>10}{dq:>10}")
 print(f"{len(rows)} trade dates, {sum(r[1] for r in rows)} bhavcopy rows")
 print()
 print(f"{'table':<28}{'rows':>10}{'dates':>7}  first .. last")
-for table, day in [
-    ("fo_bhavcopy", "trade_date"), ("bulk_deals", "trade_date"), ("block_deals", "trade_date"),
-    ("index_constituents", "trade_date"), ("holidays", "date"), ("option_chain", "trade_date"),
-    ("option_chain_analytics", "trade_date"), ("quality_validations", "trade_date"),
-]:
-    n, dates, first, last = ch.execute(
-        f"SELECT count(), uniqExact({day}), min({day}), max({day}) FROM nse.{table}"
-    )[0]
+for table, n, dates, first, last in tables:
     print(f"{'nse.' + table:<28}{n:>10}{dates:>7}  {first} .. {last}")
 PY
 

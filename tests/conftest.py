@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,7 +36,9 @@ AIRFLOW_TEST_HOME.mkdir(parents=True, exist_ok=True)
 
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
-    """Airflow's metadata database for the tests, migrated once (a no-op when up to date)."""
+    """Airflow's metadata database for the tests, made afresh once per session: runs left by an
+    earlier session (of DAGs since changed) must not meet this one's."""
+    (AIRFLOW_TEST_HOME / "airflow.db").unlink(missing_ok=True)
     airflow = Path(sys.executable).parent / "airflow"
     done = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True)
     if done.returncode != 0:
@@ -107,17 +111,26 @@ def clickhouse_connection(server: dict, database: str) -> str:
     )
 
 
-@pytest.fixture()
-def ch_database(clickhouse_server) -> str:
-    """A fresh database for one test, dropped afterwards."""
+@contextmanager
+def new_database(server: dict) -> Iterator[str]:
+    """A fresh, empty ClickHouse database, dropped on exit."""
     from clickhouse_driver import Client
 
     name = f"test_{uuid.uuid4().hex[:10]}"
-    client = Client(**clickhouse_server)
+    client = Client(**server)
     client.execute(f"CREATE DATABASE {name}")
-    yield name
-    client.execute(f"DROP DATABASE IF EXISTS {name}")
-    client.disconnect()
+    try:
+        yield name
+    finally:
+        client.execute(f"DROP DATABASE IF EXISTS {name}")
+        client.disconnect()
+
+
+@pytest.fixture()
+def ch_database(clickhouse_server) -> str:
+    """A fresh database for one test, dropped afterwards."""
+    with new_database(clickhouse_server) as name:
+        yield name
 
 
 @pytest.fixture()
@@ -128,3 +141,41 @@ def ch_client(clickhouse_server, ch_database):
     client = Client(**clickhouse_server, database=ch_database)
     yield client
     client.disconnect()
+
+
+@contextmanager
+def stand_in_env(
+    nse_root: Path, lake: Path, server: dict, database: str, patch: pytest.MonkeyPatch
+) -> Iterator[dict]:
+    """A DAG's surroundings: both NSE hosts on a stand-in over loopback serving `nse_root`, the
+    lake at `lake`, `database` on `server` as `clickhouse_default`, short retry waits, set in
+    the environment through `patch`. Yields the stand-in, the lake's root and the database."""
+    import json
+
+    from include.nse_standin.server import StandIn
+
+    with StandIn(nse_root) as standin:
+        host = json.dumps({"conn_type": "http", "host": standin.url})
+        # Both NSE connections: a missing one costs a lookup through every secrets backend.
+        for name, value in {
+            "AIRFLOW_CONN_NSE_ARCHIVES": host,
+            "AIRFLOW_CONN_NSE_API": host,
+            "AIRFLOW_CONN_CLICKHOUSE_DEFAULT": clickhouse_connection(server, database),
+            "NSE_LAKE_ROOT": str(lake),
+            "NSE_API_RATE": "200",
+            "NSE_HTTP_BACKOFF_INITIAL": "0.05",
+            "NSE_HTTP_BACKOFF_MAX": "0.2",
+        }.items():
+            patch.setenv(name, value)
+        # The calendar is the packaged one, or what a test's own refresh writes into its lake.
+        patch.delenv("NSE_HOLIDAYS_FILE", raising=False)
+        yield {"standin": standin, "lake": lake, "database": database}
+
+
+@pytest.fixture()
+def dag_env(nse_root, tmp_path, monkeypatch, airflow_db, clickhouse_server, ch_database):
+    """`stand_in_env` for one test, serving the test module's `nse_root`."""
+    with stand_in_env(
+        nse_root, tmp_path / "lake", clickhouse_server, ch_database, monkeypatch
+    ) as env:
+        yield env

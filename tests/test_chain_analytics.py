@@ -1,4 +1,5 @@
-"""Chain analytics against values worked out by hand on a seven-strike chain, and the chart."""
+"""Chain analytics against values worked out by hand on a seven-strike chain (`small_chain`,
+whose legs are tabled in tests/helpers.py), and the chart."""
 
 from __future__ import annotations
 
@@ -8,60 +9,7 @@ import polars as pl
 import pytest
 
 from include.nse import chain_analytics
-from include.nse.sources.option_chain import COLUMNS, IST
-
-SNAPSHOT = dt.datetime(2024, 7, 5, 10, 15, tzinfo=IST)
-EXPIRY = dt.date(2024, 7, 25)
-SPOT = 102.0
-
-#: strike -> (open interest, change in OI, volume, IV) per side; None where the leg is missing.
-#: The deep in-the-money call (85) and put (115) are missing, as NSE lists them; the 115 call
-#: has IV 0 (NSE's "none"), which silver holds as null.
-CALLS = {
-    90: (10, -2, 100, 18.0),
-    95: (20, 5, 300, 17.0),
-    100: (40, 12, 900, 15.0),
-    105: (60, 25, 1200, 13.0),
-    110: (30, 8, 500, 12.0),
-    115: (10, 0, 50, None),
-}
-PUTS = {
-    85: (30, 3, 20, 25.0),
-    90: (50, 15, 200, 22.0),
-    95: (70, 30, 800, 19.0),
-    100: (40, -5, 1000, 16.0),
-    105: (20, 4, 400, 15.0),
-    110: (10, 2, 60, 14.0),
-}
-
-
-def small_chain() -> pl.DataFrame:
-    rows = [
-        {
-            "trade_date": SNAPSHOT.date(),
-            "snapshot_ts": SNAPSHOT,
-            "fetched_at": None,
-            "underlying": "TOY",
-            "underlying_value": SPOT,
-            "expiry_date": EXPIRY,
-            "strike_price": float(strike),
-            "option_type": side,
-            "open_interest": float(oi),
-            "change_in_oi": float(change),
-            "volume": volume,
-            "implied_volatility": iv,
-            "last_price": 1.0,
-            "change": 0.0,
-            "bid_qty": 0,
-            "bid_price": None,
-            "ask_price": None,
-            "ask_qty": 0,
-            "source_format": "v3",
-        }
-        for side, legs in (("CE", CALLS), ("PE", PUTS))
-        for strike, (oi, change, volume, iv) in legs.items()
-    ]
-    return pl.DataFrame(rows, schema={c.name: c.dtype for c in COLUMNS})
+from tests.helpers import EXPIRY, SNAPSHOT, small_chain
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +20,7 @@ def gold() -> dict:
 
 
 def test_put_call_ratios(gold):
-    """PCR by OI is 220 / 170 and by volume 2480 / 3050 (sums of the table above)."""
+    """PCR by OI is 220 / 170 and by volume 2480 / 3050 (sums of `small_chain`'s legs)."""
     assert gold["pe_oi"] == 220 and gold["ce_oi"] == 170
     assert gold["pcr_oi"] == pytest.approx(220 / 170)
     assert gold["pe_volume"] == 2480 and gold["ce_volume"] == 3050

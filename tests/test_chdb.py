@@ -4,43 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pyarrow as pa
+import polars as pl
 import pytest
-from clickhouse_driver.util.escape import escape_param, escape_params
-from test_warehouse import DAY, NEXT_DAY, bhavcopy_frame
 
 from include.nse import sources
-from include.nse.warehouse import load_partition, migrate, table_columns
+from include.nse.warehouse import load, migrate, table_columns
+from tests.helpers import DAY, NEXT_DAY, ChdbClient, bhavcopy_frame
 
 chdb_session = pytest.importorskip("chdb.session")
-
-
-class ChdbClient:
-    """The slice of `clickhouse_driver.Client.execute` the warehouse uses, run on chdb.
-
-    Parameters are rendered with clickhouse-driver's own escaping, so the SQL that reaches chdb
-    is the SQL the driver would send. Rows passed for an INSERT become VALUES text here; that is
-    fine in process, unlike on the 18.16 server where the warehouse always sends them as data.
-    """
-
-    def __init__(self, session):
-        self.session = session
-        self.queries: list[str] = []
-
-    def execute(self, query, params=None, *, columnar=False, query_id=None, **kwargs):
-        if query.rstrip().upper().endswith("VALUES"):
-            rows = zip(*params, strict=True) if columnar else (row.values() for row in params)
-            query += " " + ", ".join(
-                "(" + ", ".join(str(escape_param(v, None)) for v in row) + ")" for row in rows
-            )
-        elif params:
-            query %= escape_params(params, None)
-        self.queries.append(query)
-        result = self.session.query(query, "Arrow").bytes()
-        if not result:
-            return []
-        table = pa.ipc.open_file(pa.py_buffer(result)).read_all()
-        return list(zip(*(column.to_pylist() for column in table.columns), strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +46,26 @@ class TestOnCurrentClickHouse:
     def test_partition_load_is_idempotent(self, chdb):
         """The staged REPLACE PARTITION load, run twice, leaves one copy; empty clears a date."""
         dataset = sources.get("cm_bhavcopy")
-        load_partition(chdb, dataset, DAY, bhavcopy_frame(DAY, ["A", "B", "C"]), "nse")
-        load_partition(chdb, dataset, DAY, bhavcopy_frame(DAY, ["A", "B", "C"]), "nse")
-        load_partition(chdb, dataset, NEXT_DAY, bhavcopy_frame(NEXT_DAY, ["X"]), "nse")
+        load(chdb, dataset, DAY, bhavcopy_frame(DAY, ["A", "B", "C"]), "nse")
+        load(chdb, dataset, DAY, bhavcopy_frame(DAY, ["A", "B", "C"]), "nse")
+        load(chdb, dataset, NEXT_DAY, bhavcopy_frame(NEXT_DAY, ["X"]), "nse")
         assert volume_by_date(chdb) == {DAY: (3, 303), NEXT_DAY: (1, 100)}
         assert any("REPLACE PARTITION '2024-07-05' FROM" in q for q in chdb.queries)
-        load_partition(chdb, dataset, NEXT_DAY, bhavcopy_frame(NEXT_DAY, []), "nse")
+        load(chdb, dataset, NEXT_DAY, bhavcopy_frame(NEXT_DAY, []), "nse")
         assert volume_by_date(chdb) == {DAY: (3, 303)}
         assert chdb.execute("SELECT name FROM system.tables WHERE name LIKE '%__stage_%'") == []
+
+    def test_blank_numbers_load_as_nulls(self, chdb):
+        """After the blank-number migration a null close and volume load as nulls."""
+        migrate(chdb, "nse")
+        dataset = sources.get("cm_bhavcopy")
+        day = dt.date(2024, 7, 9)
+        frame = bhavcopy_frame(day, ["A", "B"]).with_columns(
+            close=pl.when(pl.col("symbol") == "A").then(None).otherwise(pl.col("close")),
+            volume=pl.when(pl.col("symbol") == "A").then(None).otherwise(pl.col("volume")),
+        )
+        load(chdb, dataset, day, frame, "nse")
+        assert chdb.execute(
+            "SELECT symbol, close, volume FROM nse.cm_bhavcopy WHERE trade_date = '2024-07-09' "
+            "ORDER BY symbol"
+        ) == [("A", None, None), ("B", 11.0, 101)]

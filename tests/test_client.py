@@ -12,6 +12,7 @@ from include.nse.client import NSEClient
 from include.nse.config import Settings
 from include.nse.errors import FetchError, NotPublished
 from include.nse_standin.server import StandIn, api_file
+from tests.helpers import standin_settings
 
 ZIP_PATH = "/content/cm/BhavCopy_NSE_CM_0_0_0_20240708_F_0000.csv.zip"
 CSV_PATH = "/products/content/sec_bhavdata_full_08072024.csv"
@@ -46,16 +47,7 @@ def standin(root):
 
 @pytest.fixture()
 def client(standin):
-    settings = Settings(
-        archive_base_url=standin.url,
-        api_base_url=standin.url,
-        timeout_seconds=0.5,
-        max_attempts=3,
-        backoff_initial_seconds=0.01,
-        backoff_max_seconds=0.05,
-        archive_rate_per_second=200,
-        api_rate_per_second=200,
-    )
+    settings = standin_settings(standin.url, timeout_seconds=0.5, max_attempts=3)
     with NSEClient(settings) as c:
         yield c
 

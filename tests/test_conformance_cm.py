@@ -6,7 +6,6 @@ the parser's own helpers, so a shared mistake cannot hide.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import re
@@ -14,28 +13,12 @@ import zipfile
 from decimal import Decimal
 
 import pytest
-from conftest import SAMPLES
 
 from include.nse.errors import ParseError
 from include.nse.sources import cm_bhavcopy, cm_delivery
+from tests.helpers import blank_field, check_blank_number, line_of, read_records, sample_names
 
 FOLDER = "cm_bhavcopy_legacy"
-
-
-def sample_names(pattern: str) -> list[str]:
-    """File names for parametrizing; an absent folder leaves the `samples_dir` fixture to skip."""
-    return sorted(path.name for path in (SAMPLES / FOLDER).glob(pattern))
-
-
-def read_records(raw: bytes) -> list[dict[str, str]]:
-    """The file's rows as dicts of stripped strings, unzipping by hand."""
-    if raw.startswith(b"PK"):
-        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            (name,) = archive.namelist()
-            raw = archive.read(name)
-    rows = list(csv.reader(io.StringIO(raw.decode("utf-8"))))
-    header = [name.strip() for name in rows[0]]
-    return [dict(zip(header, (value.strip() for value in row), strict=True)) for row in rows[1:]]
 
 
 def date_in_name(name: str) -> dt.date:
@@ -80,7 +63,7 @@ DELIVERY_KNOWN = {
 }
 
 
-@pytest.mark.parametrize("name", sample_names("cm*bhav.csv*"))
+@pytest.mark.parametrize("name", sample_names(FOLDER, "cm*bhav.csv*"))
 class TestBhavcopySamples:
     def test_rows_and_sums_match_the_file(self, samples_dir, name):
         """Row count and volume, turnover and trades totals equal the file's own."""
@@ -109,7 +92,7 @@ class TestBhavcopySamples:
         assert frame["trade_date"].unique().to_list() == [date_in_name(name)]
 
 
-@pytest.mark.parametrize("name", sample_names("cm*bhav.csv.zip"))
+@pytest.mark.parametrize("name", sample_names(FOLDER, "cm*bhav.csv.zip"))
 def test_zip_parses_as_its_extracted_csv(samples_dir, name):
     """Zipped and extracted bytes give the same silver frame."""
     raw = (samples_dir / FOLDER / name).read_bytes()
@@ -119,7 +102,7 @@ def test_zip_parses_as_its_extracted_csv(samples_dir, name):
     assert cm_bhavcopy.parse(plain, member).equals(cm_bhavcopy.parse(raw, name))
 
 
-@pytest.mark.parametrize("name", sample_names("sec_bhavdata_full_*.csv"))
+@pytest.mark.parametrize("name", sample_names(FOLDER, "sec_bhavdata_full_*.csv"))
 class TestDeliverySamples:
     def test_rows_and_sums_match_the_file(self, samples_dir, name):
         """Row count, totals, and one null delivery for each " -" in the file."""
@@ -155,3 +138,71 @@ def test_fo_udiff_is_not_taken_for_cm(samples_dir):
     path = samples_dir / "fo_bhavcopy" / "BhavCopy_NSE_FO_0_0_0_20250203_F_0000.csv.zip"
     with pytest.raises(ParseError, match=r"line 2, column 'Sgmt': expected 'CM', found 'FO'"):
         cm_bhavcopy.parse(path.read_bytes(), path.name)
+
+
+# ---- a blank number in a real file: null in silver, judged by the gate ------------------------
+NOT_NULL = "expect_column_values_to_not_be_null"
+#: (file column, silver column, the gate's verdict on a blank): a blank close stops the load;
+#: the other numbers of a series that did not trade may be blank, a warning. Trades has no
+#: not-null check at all: files before about 2011 have no such column.
+BHAVCOPY_BLANKS = [
+    ("CLOSE", "close", "critical"),
+    ("OPEN", "open", "warning"),
+    ("HIGH", "high", "warning"),
+    ("LOW", "low", "warning"),
+    ("LAST", "last_price", "warning"),
+    ("PREVCLOSE", "prev_close", "warning"),
+    ("TOTTRDQTY", "volume", "warning"),
+    ("TOTTRDVAL", "turnover", "warning"),
+    ("TOTALTRADES", "trades", None),
+]
+DELIVERY_BLANKS = [
+    ("CLOSE_PRICE", "close", "critical"),
+    ("OPEN_PRICE", "open", "warning"),
+    ("PREV_CLOSE", "prev_close", "warning"),
+    ("AVG_PRICE", "avg_price", "warning"),
+    ("TTL_TRD_QNTY", "volume", "warning"),
+    ("TURNOVER_LACS", "turnover", "warning"),
+    ("NO_OF_TRADES", "trades", "warning"),
+    # " -" already stands for "no delivery figure": a blank is the same null, and no check.
+    ("DELIV_QTY", "delivery_qty", None),
+]
+
+
+def _check_blank(samples_dir, dataset, name, file_column, column, severity):
+    """RELIANCE's `file_column` blanked in the real bytes: the row stays with a null, the rest
+    is unchanged, and the gate gives the verdict `severity` says (None: nothing notices)."""
+    raw = (samples_dir / FOLDER / name).read_bytes()
+    line = line_of(raw, SYMBOL="RELIANCE", SERIES="EQ")
+    frame = dataset.parse(blank_field(raw, line, file_column), name)
+    original = dataset.parse(raw, name)
+    before, after, new = check_blank_number(dataset, original, frame, line - 2, column)
+    assert before.failed == []
+    assert new == ({(severity, NOT_NULL, column)} if severity else set())
+    assert after.passed is (severity != "critical")
+
+
+@pytest.mark.parametrize(("file_column", "column", "severity"), BHAVCOPY_BLANKS)
+@pytest.mark.parametrize("name", ["cm24MAY2022bhav.csv.zip", "cm29FEB2016bhav.csv"])
+def test_blank_number_in_a_bhavcopy(samples_dir, name, file_column, column, severity):
+    """A blank number of a real legacy bhavcopy (zipped or plain) is null, not an error; a
+    blank close stops the load, other blanks are warnings."""
+    _check_blank(samples_dir, cm_bhavcopy.DATASET, name, file_column, column, severity)
+
+
+@pytest.mark.parametrize(("file_column", "column", "severity"), DELIVERY_BLANKS)
+def test_blank_number_in_the_delivery_file(samples_dir, file_column, column, severity):
+    """A blank number of the real full bhavcopy is null; a blank close stops the load."""
+    name = "sec_bhavdata_full_01012018.csv"
+    _check_blank(samples_dir, cm_delivery.DATASET, name, file_column, column, severity)
+
+
+@pytest.mark.parametrize(("file_column", "column"), [("SYMBOL", "SYMBOL"), ("SERIES", "SERIES")])
+def test_blank_key_in_a_real_file_is_refused(samples_dir, file_column, column):
+    """A blank key column is refused by the parser, naming the line and the column."""
+    name = "cm24MAY2022bhav.csv.zip"
+    raw = (samples_dir / FOLDER / name).read_bytes()
+    line = line_of(raw, SYMBOL="RELIANCE", SERIES="EQ")
+    with pytest.raises(ParseError) as caught:
+        cm_bhavcopy.parse(blank_field(raw, line, file_column), name)
+    assert (caught.value.line, caught.value.column) == (line, column)

@@ -19,6 +19,7 @@ from include.nse import sources
 from include.nse.errors import ParseError
 from include.nse.pipeline import parse_file
 from include.nse.sources.deals import KEY
+from tests.helpers import blank_field
 
 FOLDER = "bulk_block_deals"
 #: Real file -> the dataset it belongs to, and the trade date its name says it holds.
@@ -75,7 +76,7 @@ def test_every_sample_is_covered(folder):
 def test_counts_and_sums_agree_with_the_file(folder, name):
     """Rows, shares, rupees, buys and remarks as the file itself holds them."""
     dataset, day = FILES[name]
-    frame = parse_file(sources.get(dataset), folder / name, day)
+    frame = parse_file(sources.get(dataset), (folder / name).read_bytes(), name, day)
     want = expected(folder / name)
     assert frame.height == want["rows"]
     assert frame["quantity"].sum() == want["shares"]
@@ -112,7 +113,8 @@ def test_archive_dates_are_upper_case_months(folder):
     """Archive files print 03-APR-2017; the parser reads them as the day they name."""
     path = folder / "bulk_2017-04-03_rsureshyadav.csv"
     assert path.read_text().splitlines()[1].startswith("03-APR-2017,")
-    assert sources.get("bulk_deals").file_date(path.read_bytes(), path.name) == dt.date(2017, 4, 3)
+    holds = sources.get("bulk_deals").publication.holds
+    assert holds(path.read_bytes(), path.name) == dt.date(2017, 4, 3)
 
 
 def test_names_keep_nse_spacing(folder):
@@ -120,3 +122,23 @@ def test_names_keep_nse_spacing(folder):
     path = folder / "bulk_2024-12-03_tsrajpurohit.csv"
     frame = sources.get("bulk_deals").parse(path.read_bytes(), path.name)
     assert "SRISHTI  SOMANI" in frame["client_name"].to_list()
+
+
+@pytest.mark.parametrize(
+    ("name", "column"),
+    [
+        ("bulk_2024-12-03_tsrajpurohit.csv", "Quantity Traded"),
+        ("bulk_2017-04-03_rsureshyadav.csv", "Quantity Traded"),
+        ("block_2026-08-20_tsrajpurohit.csv", "Quantity Traded"),
+        ("bulk_2024-12-03_tsrajpurohit.csv", "Trade Price / Wght. Avg. Price"),
+    ],
+)
+def test_blank_number_is_refused(folder, name, column):
+    """A deal's numbers (quantity, price) are part of its key, so unlike a bhavcopy's a blank
+    one is not left to the gate: the parser refuses it, naming the line and the column."""
+    raw = (folder / name).read_bytes()
+    line = 3  # the second deal
+    dataset = sources.get("bulk_deals" if name.startswith("bulk") else "block_deals")
+    with pytest.raises(ParseError, match="found nothing") as caught:
+        dataset.parse(blank_field(raw, line, column), name)
+    assert (caught.value.line, caught.value.column) == (line, column)

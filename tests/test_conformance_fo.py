@@ -12,10 +12,10 @@ import zipfile
 from decimal import Decimal
 
 import pytest
-from test_conformance_cm import read_records
 
 from include.nse.errors import ParseError
 from include.nse.sources import fo_bhavcopy
+from tests.helpers import blank_field, check_blank_number, line_of, read_records
 
 FOLDER = "fo_bhavcopy"
 LEGACY = "fo13JUN2022bhav.csv.zip"
@@ -212,3 +212,79 @@ def test_cm_bhavcopy_is_not_taken_for_fo(samples_dir):
     path = samples_dir / "cm_bhavcopy_legacy" / "cm05JUL2024bhav.csv.zip"
     with pytest.raises(ParseError, match=r"line 1: expected a legacy \(INSTRUMENT"):
         fo_bhavcopy.parse(path.read_bytes(), path.name)
+
+
+# ---- a blank number in a real file: null in silver, judged by the gate ------------------------
+NOT_NULL = "expect_column_values_to_not_be_null"
+#: Per file: the BANKNIFTY future's row, and (file column, silver column, the gate's verdict on
+#: a blank). A blank close stops the load; open interest, contracts and turnover may be blank
+#: (a warning); open and settlement price are null wherever NSE prints 0, and trades, the
+#: underlying's price and the lot size are absent from legacy files, so none has a not-null check.
+BLANKS = {
+    LEGACY: (
+        {"INSTRUMENT": "FUTIDX", "SYMBOL": "BANKNIFTY", "EXPIRY_DT": "30-Jun-2022"},
+        [
+            ("CLOSE", "close", "critical"),
+            ("OPEN_INT", "open_interest", "warning"),
+            ("CHG_IN_OI", "change_in_oi", "warning"),
+            ("CONTRACTS", "contracts", "warning"),
+            ("VAL_INLAKH", "turnover", "warning"),
+            ("OPEN", "open", None),
+            ("SETTLE_PR", "settle_price", None),
+        ],
+    ),
+    UDIFF: (
+        {"FinInstrmTp": "IDF", "TckrSymb": "BANKNIFTY", "XpryDt": "2025-02-27"},
+        [
+            ("ClsPric", "close", "critical"),
+            ("OpnIntrst", "open_interest", "warning"),
+            ("ChngInOpnIntrst", "change_in_oi", "warning"),
+            ("TtlTradgVol", "contracts", "warning"),
+            ("TtlTrfVal", "turnover", "warning"),
+            ("HghPric", "high", None),
+            ("TtlNbOfTxsExctd", "trades", None),
+            ("UndrlygPric", "underlying_price", None),
+            ("NewBrdLotQty", "lot_size", None),
+        ],
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def unmodified(samples_dir):
+    """name -> (raw bytes, the BANKNIFTY future's line, the parsed frame), read once each."""
+    found = {}
+
+    def get(name: str) -> tuple[bytes, int, object]:
+        if name not in found:
+            raw = (samples_dir / FOLDER / name).read_bytes()
+            found[name] = raw, line_of(raw, **BLANKS[name][0]), fo_bhavcopy.parse(raw, name)
+        return found[name]
+
+    return get
+
+
+@pytest.mark.parametrize(
+    ("name", "file_column", "column", "severity"),
+    [(name, *blank) for name, (_, blanks) in BLANKS.items() for blank in blanks],
+)
+def test_blank_number_is_null_and_judged_by_the_gate(
+    unmodified, name, file_column, column, severity
+):
+    """A blank number of a real F&O bhavcopy (either era) is null, the rest unchanged; a blank
+    close stops the load, a blank open interest, volume or turnover is a warning."""
+    raw, line, original = unmodified(name)
+    frame = fo_bhavcopy.parse(blank_field(raw, line, file_column), name)
+    before, after, new = check_blank_number(fo_bhavcopy.DATASET, original, frame, line - 2, column)
+    assert before.passed
+    assert new == ({(severity, NOT_NULL, column)} if severity else set())
+    assert after.passed is (severity != "critical")
+
+
+@pytest.mark.parametrize(("name", "file_column"), [(LEGACY, "SYMBOL"), (UDIFF, "XpryDt")])
+def test_blank_key_in_a_real_file_is_refused(unmodified, name, file_column):
+    """A blank key column (the symbol, the expiry) is refused, naming the line and column."""
+    raw, line, _ = unmodified(name)
+    with pytest.raises(ParseError) as caught:
+        fo_bhavcopy.parse(blank_field(raw, line, file_column), name)
+    assert (caught.value.line, caught.value.column) == (line, file_column)

@@ -17,6 +17,7 @@ import pytest
 
 from include.nse.errors import ParseError
 from include.nse.sources import index_constituents as source
+from tests.helpers import blank_field, check_blank_number
 
 FOLDER = "index_constituents"
 
@@ -107,6 +108,25 @@ class TestMonthlyArchive:
             "NIFTY NEXT 50": pytest.approx(100, abs=0.1),
         }
         assert set(df["trade_date"]) == {dt.date(2022, 5, 31)}
+
+    def test_blank_weight_is_null_and_passes_the_gate(self, samples_dir):
+        """A blank weight in the real archive keeps its row with a null weight, the rest as it
+        was. No check notices: a weight is null in two of the three shapes (lists, API), and
+        the gate cannot tell an archive row from those."""
+        (path,) = _files(samples_dir, "mcwb_may22.zip")
+        raw = path.read_bytes()
+        member = "nifty50_mcwb.csv"
+        with zipfile.ZipFile(path) as archive:
+            lines = archive.read(member).decode().split("\n")
+        header = next(n for n, text in enumerate(lines, 1) if text.startswith("Sr. No,"))
+        blanked = blank_field(raw, header + 1, "Weightage (%)", member=member, header_line=header)
+        original = source.parse(raw, path.name)
+        frame = source.parse(blanked, path.name)
+        # The first constituent of NIFTY 50, the first member, is the frame's first row.
+        assert original.row(0, named=True)["index_name"] == "NIFTY 50"
+        before, after, new = check_blank_number(source.DATASET, original, frame, 0, "weight")
+        assert before.failed == [] and after.failed == []
+        assert new == set()
 
 
 class TestApi:

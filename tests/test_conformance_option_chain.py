@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from include.nse.dates import IST, nse_date
 from include.nse.errors import ParseError
 from include.nse.sources import option_chain
-from include.nse.sources.option_chain import IST
+from tests.helpers import check_blank_number
 
 FOLDER = "option_chain"
 #: Full older-shape responses: underlying and the exchange's timestamp in each.
@@ -27,6 +29,8 @@ FULL = {
     ),
 }
 TRIMMED = "TRIMMED_optionchain_sample_NseIndiaApi.json"
+#: The one real response of the current API (option-chain-v3), two strikes of one expiry.
+V3 = "TRIMMED_option-chain-v3_NIFTY_2026-09-11_sphpnp.json"
 
 
 def _read(samples_dir, name):
@@ -52,7 +56,7 @@ def test_full_response(samples_dir, name):
     assert df["snapshot_ts"].unique().to_list() == [snapshot]
     assert df["underlying_value"].unique().to_list() == [document["records"]["underlyingValue"]]
     assert sorted({d.isoformat() for d in df["expiry_date"]}) == sorted(
-        option_chain.nse_date(e, name, "").isoformat() for e in document["records"]["expiryDates"]
+        nse_date(e).isoformat() for e in document["records"]["expiryDates"]
     )
 
 
@@ -94,3 +98,115 @@ def test_trimmed_sample(samples_dir):
     # NSE's 0 for "no ask" is null, its 0 IV too; quantities stay numbers.
     assert df["ask_price"].null_count() == 2 and df["implied_volatility"].null_count() == 2
     assert df["underlying_value"].to_list() == [19731.75, 19731.75]
+
+
+# ---- the current API's shape (option-chain-v3) -------------------------------------------------
+def _v3_rows(document: dict) -> list[dict]:
+    """Each leg's silver row, worked out from the JSON with the standard library alone."""
+    records = document["records"]
+    moment = dt.datetime.strptime(records["timestamp"], "%d-%b-%Y %H:%M:%S").replace(
+        tzinfo=ZoneInfo("Asia/Kolkata")
+    )
+    rows = []
+    for item in records["data"]:
+        expiry = dt.datetime.strptime(item["expiryDates"], "%d-%b-%Y").date()
+        for side in ("CE", "PE"):
+            if side not in item:
+                continue
+            leg = item[side]
+            rows.append(
+                {
+                    "trade_date": moment.date(),
+                    "snapshot_ts": moment,
+                    "fetched_at": None,
+                    "underlying": leg["underlying"],
+                    "underlying_value": leg["underlyingValue"],
+                    "expiry_date": expiry,
+                    "strike_price": item["strikePrice"],
+                    "option_type": side,
+                    "open_interest": leg["openInterest"],
+                    "change_in_oi": leg["changeinOpenInterest"],
+                    "volume": leg["totalTradedVolume"],
+                    # NSE's 0 is "none" for IV and prices: null.
+                    "implied_volatility": leg["impliedVolatility"] or None,
+                    "last_price": leg["lastPrice"] or None,
+                    "change": leg["change"],
+                    "bid_qty": leg["buyQuantity1"],
+                    "bid_price": leg["buyPrice1"] or None,
+                    "ask_price": leg["sellPrice1"] or None,
+                    "ask_qty": leg["sellQuantity1"],
+                    "source_format": "v3",
+                }
+            )
+    return rows
+
+
+class TestV3:
+    def test_every_field_as_the_json_says(self, samples_dir):
+        """Every silver field of every leg equals the value read off the JSON: legs, strikes,
+        expiry, snapshot time in IST, best bid and ask, IV 0 as null, the underlying."""
+        raw, document = _read(samples_dir, V3)
+        df = option_chain.parse(raw, V3, underlying="NIFTY")
+        assert df.schema == option_chain.DATASET.schema
+        expected = _v3_rows(document)
+        assert len(expected) == 4
+        assert df.sort("strike_price", "option_type").rows(named=True) == expected
+        # The one leg NSE quotes with IV 0 (the 24100 put) is the one null IV.
+        assert df.filter(df["implied_volatility"].is_null()).select(
+            "strike_price", "option_type"
+        ).rows() == [(24100.0, "PE")]
+        assert df["snapshot_ts"].unique().to_list() == [
+            dt.datetime(2026, 9, 11, 10, 10, tzinfo=dt.UTC)
+        ]
+
+    def test_expiry_agrees_everywhere_in_the_file(self, samples_dir):
+        """The item's `expiryDates` is the silver expiry; it is one of `records.expiryDates`,
+        and every leg's own `expiryDate` (DD-MM-YYYY) names the same day."""
+        raw, document = _read(samples_dir, V3)
+        df = option_chain.parse(raw, V3)
+        listed = {
+            dt.datetime.strptime(text, "%d-%b-%Y").date()
+            for text in document["records"]["expiryDates"]
+        }
+        for item in document["records"]["data"]:
+            day = dt.datetime.strptime(item["expiryDates"], "%d-%b-%Y").date()
+            assert day in listed
+            for side in ("CE", "PE"):
+                assert dt.datetime.strptime(item[side]["expiryDate"], "%d-%m-%Y").date() == day
+        assert df["expiry_date"].unique().to_list() == [dt.date(2026, 9, 15)]
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [("expiryDate", "22-09-2026"), ("strikePrice", 22700)],
+    )
+    def test_leg_disagreeing_with_its_item_is_refused(self, samples_dir, field, value):
+        """A leg whose own expiry or strike is not its item's is refused, naming the field."""
+        _, document = _read(samples_dir, V3)
+        document["records"]["data"][0]["PE"][field] = value
+        with pytest.raises(ParseError) as caught:
+            option_chain.parse(json.dumps(document).encode(), V3)
+        assert caught.value.column == f"records.data[0].PE.{field}"
+        assert str(value) in str(caught.value)
+
+    @pytest.mark.parametrize(
+        ("field", "column", "severity", "passes"),
+        [
+            ("openInterest", "open_interest", "critical", False),
+            ("totalTradedVolume", "volume", "warning", True),
+            ("changeinOpenInterest", "change_in_oi", "warning", True),
+            ("buyQuantity1", "bid_qty", "warning", True),
+        ],
+    )
+    def test_null_field_is_null_and_judged_by_the_gate(
+        self, samples_dir, field, column, severity, passes
+    ):
+        """A leg's number sent as JSON null keeps the leg, null in that column, every other
+        value as before; the gate stops a null open interest and only records the others."""
+        raw, document = _read(samples_dir, V3)
+        document["records"]["data"][0]["CE"][field] = None
+        frame = option_chain.parse(json.dumps(document).encode(), V3)
+        original = option_chain.parse(raw, V3)
+        before, after, new = check_blank_number(option_chain.DATASET, original, frame, 0, column)
+        assert before.failed == []
+        assert new == {(severity, "expect_column_values_to_not_be_null", column)}
+        assert after.passed is passes

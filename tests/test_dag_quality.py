@@ -12,15 +12,13 @@ import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import test_dag_cm_bhavcopy as cm_dag
-from test_dag_cm_bhavcopy import _task_states
 
 from include.nse_standin.generate import generate
 from tests.conftest import parse_dag
+from tests.helpers import state, task_states
 
 pytestmark = [pytest.mark.airflow, pytest.mark.clickhouse, pytest.mark.slow]
 
-dag_env = cm_dag.dag_env
 BROKEN, WARNED = dt.date(2024, 7, 5), dt.date(2024, 7, 4)
 
 
@@ -113,8 +111,8 @@ def _quality_rows(ch_client, db: str) -> list[tuple]:
 def test_corrupted_day_loads_nothing_and_alerts_once(dag, dag_env, slack, ch_client):
     """High below low: validation fails, nothing is loaded, lake kept, one Slack message."""
     run = dag.test(logical_date=_run_at(BROKEN))
-    assert str(getattr(run.state, "value", run.state)) == "failed"
-    assert _task_states(dag.dag_id, run.run_id) == {
+    assert state(run) == "failed"
+    assert task_states(dag.dag_id, run.run_id) == {
         "fetch_fo_bhavcopy": "success",
         "parse_fo_bhavcopy": "success",
         "validate_fo_bhavcopy": "failed",
@@ -147,7 +145,7 @@ def test_corrupted_day_loads_nothing_and_alerts_once(dag, dag_env, slack, ch_cli
 def test_warning_only_day_loads_and_records_it(dag, dag_env, slack, ch_client):
     """A close above the high is a warning for F&O: the day loads, the warning is recorded."""
     run = dag.test(logical_date=_run_at(WARNED))
-    assert str(getattr(run.state, "value", run.state)) == "success"
+    assert state(run) == "success"
     db = dag_env["database"]
     assert ch_client.execute(f"SELECT count() > 0 FROM {db}.fo_bhavcopy") == [(1,)]
     assert _quality_rows(ch_client, db) == [(WARNED, 1, 0)]

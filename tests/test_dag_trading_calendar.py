@@ -7,11 +7,11 @@ import json
 
 import pendulum
 import pytest
-from test_dag_cm_bhavcopy import _task_states
 
 from include.nse_standin.generate import generate
-from include.nse_standin.server import StandIn, api_file
-from tests.conftest import clickhouse_connection, parse_dag
+from include.nse_standin.server import api_file
+from tests.conftest import parse_dag
+from tests.helpers import state, task_states
 
 pytestmark = [pytest.mark.airflow, pytest.mark.clickhouse, pytest.mark.slow]
 
@@ -39,21 +39,6 @@ def nse_root(tmp_path_factory):
 
 
 @pytest.fixture()
-def dag_env(nse_root, tmp_path, monkeypatch, airflow_db, clickhouse_server, ch_database):
-    with StandIn(nse_root) as standin:
-        monkeypatch.setenv("NSE_LAKE_ROOT", str(tmp_path / "lake"))
-        monkeypatch.delenv("NSE_HOLIDAYS_FILE", raising=False)
-        monkeypatch.setenv("NSE_HTTP_BACKOFF_INITIAL", "0.05")
-        # Both NSE connections: a missing one costs a lookup through every secrets backend.
-        for conn in ("AIRFLOW_CONN_NSE_API", "AIRFLOW_CONN_NSE_ARCHIVES"):
-            monkeypatch.setenv(conn, json.dumps({"conn_type": "http", "host": standin.url}))
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_CLICKHOUSE_DEFAULT", clickhouse_connection(clickhouse_server, ch_database)
-        )
-        yield {"standin": standin, "lake": tmp_path / "lake", "database": ch_database}
-
-
-@pytest.fixture()
 def dag():
     """A freshly parsed DAG for each test."""
     return parse_dag("nse_trading_calendar")
@@ -68,8 +53,14 @@ def test_refresh_lands_and_reruns_once(dag, dag_env, nse_root, ch_client):
     quarter_start = pendulum.datetime(2025, 4, 1, 6, tz="Asia/Kolkata")
     for _ in range(2):
         run = dag.test(logical_date=quarter_start)
-        assert str(getattr(run.state, "value", run.state)) == "success"
-    assert set(_task_states(dag.dag_id, run.run_id).values()) == {"success"}
+        assert state(run) == "success"
+    assert task_states(dag.dag_id, run.run_id) == {
+        f"{step}_holidays": "success"
+        for step in ("fetch", "parse", "validate", "load", "refresh_calendar")
+    }
+    assert [o.name for o in dag.get_task("refresh_calendar_holidays").outlets] == [
+        "nse_trading_calendar"
+    ]
 
     db = dag_env["database"]
     assert ch_client.execute(f"SELECT count(), uniqExact(date, segment) FROM {db}.holidays") == [

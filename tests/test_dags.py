@@ -52,6 +52,26 @@ def test_cm_bhavcopy_shape(dagbag):
     assert "trade_date" in dag.params
 
 
+def test_every_request_to_nse_runs_in_a_deployed_pool(dagbag):
+    """Every task fetching from NSE runs in one of the pools airflow_settings.yaml creates (a
+    task in a pool that does not exist never starts), and every pool used is one of those."""
+    import yaml
+
+    settings = yaml.safe_load((PROJECT_ROOT / "airflow_settings.yaml").read_text())
+    deployed = {pool["pool_name"] for pool in settings["airflow"]["pools"]}
+    fetching = [
+        (dag_id, task)
+        for dag_id, dag in dagbag.dags.items()
+        for task in dag.tasks
+        if task.task_id.startswith("fetch_")
+    ]
+    assert fetching
+    for dag_id, task in fetching:
+        assert task.pool in deployed, (dag_id, task.task_id, task.pool)
+    used = {task.pool for dag in dagbag.dags.values() for task in dag.tasks}
+    assert used - {"default_pool"} <= deployed
+
+
 def test_every_dag_alerts_on_failure(dagbag):
     """Every task alerts on its final failure, and every DAG on a failed run (Slack)."""
 

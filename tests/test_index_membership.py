@@ -14,7 +14,8 @@ import pytest
 
 from include.nse import index_membership
 from include.nse.sources.index_constituents import DATASET
-from include.nse.warehouse import load_partition, migrate
+from include.nse.warehouse import load, migrate
+from tests.helpers import ChdbClient
 
 D1, D2, D3, D4 = (dt.date(2024, 7, d) for d in (1, 2, 4, 5))
 #: Day -> index -> members. NIFTY IT has no snapshot on D2 and D3: no evidence either way.
@@ -66,9 +67,9 @@ def changes(client, database: str) -> set[tuple]:
     )
 
 
-def load(client, database: str, days) -> None:
+def load_days(client, database: str, days) -> None:
     for day in days:
-        load_partition(client, DATASET, day, snapshot(day), database)
+        load(client, DATASET, day, snapshot(day), database)
 
 
 class TestOnServer:
@@ -79,7 +80,7 @@ class TestOnServer:
 
     def test_inclusions_and_exclusions(self, ch_client, db):
         """Each snapshot that differs from its index's previous one records who came and went."""
-        load(ch_client, db, sorted(SNAPSHOTS))
+        load_days(ch_client, db, sorted(SNAPSHOTS))
         assert changes(ch_client, db) == expected_changes()
         assert index_membership.changes_on(ch_client, D2, db) == [
             {"index_name": "NIFTY 50", "change": "exclusion", "symbol": "C"},
@@ -88,7 +89,7 @@ class TestOnServer:
 
     def test_members_on_a_date(self, ch_client, db):
         """One query answers who was in an index on a day, between snapshots too."""
-        load(ch_client, db, sorted(SNAPSHOTS))
+        load_days(ch_client, db, sorted(SNAPSHOTS))
         assert index_membership.members_on(ch_client, "NIFTY 50", D2, db) == ["A", "B", "D"]
         # 3 July has no snapshot: the 2 July list holds until the next one.
         assert index_membership.members_on(ch_client, "NIFTY 50", dt.date(2024, 7, 3), db) == [
@@ -102,7 +103,7 @@ class TestOnServer:
 
     def test_validity_intervals(self, ch_client, db):
         """C leaves on D2 and returns on D3: two intervals, the second still open."""
-        load(ch_client, db, sorted(SNAPSHOTS))
+        load_days(ch_client, db, sorted(SNAPSHOTS))
         rows = ch_client.execute(
             f"SELECT valid_from, valid_to, from_first_snapshot FROM {db}.index_membership "
             "WHERE index_name = 'NIFTY 50' AND symbol = 'C' ORDER BY valid_from"
@@ -111,11 +112,11 @@ class TestOnServer:
 
     def test_out_of_order_and_repeated_loads(self, ch_client, db):
         """Days loaded backwards, one of them twice, give the same history as in order."""
-        load(ch_client, db, [D4, D2, D3, D2, D1])
+        load_days(ch_client, db, [D4, D2, D3, D2, D1])
         assert changes(ch_client, db) == expected_changes()
         history = f"SELECT * FROM {db}.index_membership ORDER BY index_name, symbol, valid_from"
         backwards = ch_client.execute(history)
-        load(ch_client, db, sorted(SNAPSHOTS))
+        load_days(ch_client, db, sorted(SNAPSHOTS))
         assert ch_client.execute(history) == backwards
         assert ch_client.execute(f"SELECT count() FROM {db}.index_constituents") == [
             (sum(len(s) for day in SNAPSHOTS.values() for s in day.values()),)
@@ -123,9 +124,9 @@ class TestOnServer:
 
     def test_reloading_a_day_with_another_list(self, ch_client, db):
         """A day reloaded with a corrected list replaces its snapshot, and the changes follow."""
-        load(ch_client, db, sorted(SNAPSHOTS))
+        load_days(ch_client, db, sorted(SNAPSHOTS))
         corrected = snapshot(D2).filter(pl.col("symbol") != "D")
-        load_partition(ch_client, DATASET, D2, corrected, db)
+        load(ch_client, DATASET, D2, corrected, db)
         assert ("NIFTY 50", D2, "D", "inclusion") not in changes(ch_client, db)
         assert index_membership.members_on(ch_client, "NIFTY 50", D2, db) == ["A", "B"]
 
@@ -133,13 +134,11 @@ class TestOnServer:
 def test_same_history_on_current_clickhouse(tmp_path):
     """The views give the same changes on a current ClickHouse (chdb) as on 18.16."""
     chdb_session = pytest.importorskip("chdb.session")
-    from test_chdb import ChdbClient
-
     session = chdb_session.Session(str(tmp_path / "chdb"))
     try:
         client = ChdbClient(session)
         migrate(client, "nse")
-        load(client, "nse", [D3, D1, D4, D2])
+        load_days(client, "nse", [D3, D1, D4, D2])
         assert changes(client, "nse") == expected_changes()
         assert index_membership.members_on(client, "NIFTY 50", dt.date(2024, 7, 3)) == [
             "A",

@@ -1,4 +1,4 @@
-"""A cycle of the intraday option chain through the library: stand-in, lake, real ClickHouse."""
+"""A cycle of the intraday option chain through the pipeline: stand-in, lake, real ClickHouse."""
 
 from __future__ import annotations
 
@@ -6,23 +6,32 @@ import datetime as dt
 import json
 import subprocess
 import sys
+from contextlib import nullcontext
 
 import polars as pl
 import pytest
 
-from include.nse import option_chain, warehouse
-from include.nse.client import NSEClient
+from include.nse import pipeline, sources, warehouse
 from include.nse.config import Settings
+from include.nse.dates import IST
 from include.nse.lake import Lake
-from include.nse.pipeline import bronze_to_silver
-from include.nse.sources import get
-from include.nse.sources.option_chain import IST
+from include.nse.sources.base import Request
+from include.nse.sources.option_chain import (
+    DATASET,
+    INDEX_UNDERLYINGS,
+    CoverageError,
+    batches,
+    coverage,
+    underlyings,
+)
 from include.nse_standin.generate import generate
 from include.nse_standin.option_chain import write_option_chains
 from include.nse_standin.server import StandIn
 from tests.conftest import PROJECT_ROOT
+from tests.helpers import standin_settings
 
 FIRST = dt.datetime(2024, 7, 5, 10, 15, 2, tzinfo=IST)
+DAY = FIRST.date()
 NAMES = ["NIFTY", "RELIANCE", "TCS"]
 
 
@@ -40,75 +49,74 @@ def standin(api_root):
 
 
 @pytest.fixture()
-def client(standin):
-    settings = Settings(
-        api_base_url=standin.url,
-        api_rate_per_second=1000,
-        backoff_initial_seconds=0.01,
-        backoff_max_seconds=0.05,
-    )
-    with NSEClient(settings) as client:
-        yield client
+def ctx(standin, lake_root):
+    """The pipeline's context: NSE's API on the stand-in, a fresh lake, no warehouse."""
+    return pipeline.Context(standin_settings(standin.url, lake_root=lake_root))
 
 
-def _cycle(client, lake, names) -> dict:
-    return option_chain.store_batch(lake, option_chain.fetch_batch(client, lake, names))
+@pytest.fixture()
+def loading(ctx, ch_client, ch_database):
+    """The context with the test database as its warehouse, reached through `ch_client`."""
+    ctx.warehouse = warehouse.Warehouse(lambda: nullcontext(ch_client), ch_database)
+    return ctx
+
+
+def _cycle(ctx, names) -> dict:
+    """One refresh of `names`: fetched into bronze, the new snapshots parsed into silver."""
+    fetched = pipeline.fetch(ctx, DATASET, Request(DAY, tuple(names)))
+    return pipeline.parse(ctx, DATASET, DAY, fetched)
 
 
 class TestUnderlyings:
     def test_indices_then_stocks_with_options(self, tmp_path, lake_root):
         """The five indices, then every OPTSTK symbol of the latest F&O bhavcopy held."""
-        day = dt.date(2024, 7, 5)
-        generate(day, day, tmp_path / "files", symbols=300, datasets=["fo_bhavcopy"])
+        generate(DAY, DAY, tmp_path / "files", symbols=300, datasets=["fo_bhavcopy"])
         lake = Lake(lake_root)
-        dataset = get("fo_bhavcopy")
-        path = tmp_path / "files" / dataset.remote_paths(day)[0].lstrip("/")
-        lake.write_bronze(dataset.name, day, path.name, path.read_bytes(), url=str(path))
-        bronze_to_silver(lake, dataset, day)
-        silver = lake.read_silver("fo_bhavcopy", day)
+        dataset = sources.get("fo_bhavcopy")
+        path = tmp_path / "files" / dataset.publication.paths(DAY)[0].lstrip("/")
+        lake.write_bronze(dataset.name, DAY, path.name, path.read_bytes(), url=str(path))
+        pipeline.parse(pipeline.Context(Settings(lake_root=lake_root)), dataset, DAY)
+        silver = lake.read_silver("fo_bhavcopy", DAY)
         stocks = set(silver.filter(pl.col("instrument") == "OPTSTK")["symbol"].to_list())
-        names = option_chain.underlyings(lake)
-        assert names[:5] == list(option_chain.INDEX_UNDERLYINGS)
+        names = underlyings(lake)
+        assert names[:5] == list(INDEX_UNDERLYINGS)
         assert set(names[5:]) == stocks and len(names) == len(set(names))
         assert stocks and "NIFTY" not in stocks
 
     def test_indices_only_without_a_bhavcopy(self, lake_root):
         """With no F&O bhavcopy held there are still the index underlyings."""
-        assert option_chain.underlyings(Lake(lake_root)) == list(option_chain.INDEX_UNDERLYINGS)
+        assert underlyings(Lake(lake_root)) == list(INDEX_UNDERLYINGS)
 
     def test_batches(self):
         """Batches keep the order and cover every name once."""
         names = [f"S{i}" for i in range(7)]
-        assert option_chain.batches(names, 3) == [names[:3], names[3:6], names[6:]]
+        assert batches(names, 3) == [names[:3], names[3:6], names[6:]]
         with pytest.raises(ValueError):
-            option_chain.batches(names, 0)
+            batches(names, 0)
 
 
 class TestCycle:
-    def test_bronze_keeps_every_response(self, client, lake_root, api_root):
+    def test_bronze_keeps_every_response(self, ctx, api_root):
         """Each response is in bronze under a timestamped name; fetching again only adds."""
-        lake = Lake(lake_root)
         for _ in range(2):
-            option_chain.fetch_batch(client, lake, ["RELIANCE"])
+            pipeline.fetch(ctx, DATASET, Request(DAY, ("RELIANCE",)))
         expiries = len(list((api_root / "api/option-chain-v3").glob("*symbol=RELIANCE&*")))
-        today = dt.datetime.now(IST).date()
-        manifest = lake.bronze_manifest("option_chain", today, "RELIANCE")
+        manifest = ctx.lake.bronze_manifest("option_chain", DAY, "underlying=RELIANCE")
         assert len(manifest) == 2 * (1 + expiries)
         files = {m["path"] for m in manifest}
         assert len(files) == len(manifest) and all(json.loads(open(f).read()) for f in files)
 
-    def test_stale_snapshot_is_not_stored_twice(self, client, lake_root, api_root):
+    def test_stale_snapshot_is_not_stored_twice(self, ctx, api_root):
         """An unchanged exchange timestamp is recorded as stale; a new one is stored."""
-        lake = Lake(lake_root)
-        first = _cycle(client, lake, NAMES)
+        first = _cycle(ctx, NAMES)
         assert first["stored"] == sorted(NAMES) and first["stale"] == [] and first["failed"] == {}
-        second = _cycle(client, lake, NAMES)
-        assert second["stale"] == sorted(NAMES) and second["parts"] == [] and second["rows"] == 0
+        second = _cycle(ctx, NAMES)
+        assert second["stale"] == sorted(NAMES) and second["silver"] == [] and second["rows"] == 0
         write_option_chains(api_root, ["TCS"], FIRST + dt.timedelta(minutes=5))
-        third = _cycle(client, lake, NAMES)
+        third = _cycle(ctx, NAMES)
         assert third["stored"] == ["TCS"] and third["stale"] == ["NIFTY", "RELIANCE"]
         tcs = pl.read_parquet(
-            lake.partition("silver", "option_chain", FIRST.date(), "TCS") / "*.parquet"
+            ctx.lake.partition("silver", "option_chain", DAY, "underlying=TCS") / "*.parquet"
         )
         assert tcs["snapshot_ts"].unique().sort().to_list() == [
             FIRST,
@@ -117,67 +125,75 @@ class TestCycle:
         later = tcs.filter(pl.col("snapshot_ts") == FIRST + dt.timedelta(minutes=5))
         assert third["rows"] == later.height > 0
 
-    def test_failing_underlying_does_not_fail_the_batch(self, client, lake_root, standin):
-        """An unknown underlying fails alone; a throttled answer is retried and lands."""
-        lake = Lake(lake_root)
+    def test_failing_underlying_does_not_fail_the_batch(self, ctx, standin):
+        """An unknown underlying fails alone; a throttled answer is retried and lands; the
+        cycle's coverage counts the failure."""
         standin.add_fault("throttle_empty_json", path="/api/option-chain-v3", times=2)
-        result = _cycle(client, lake, ["NIFTY", "NOSUCH", "TCS"])
+        result = _cycle(ctx, ["NIFTY", "NOSUCH", "TCS"])
         assert result["stored"] == ["NIFTY", "TCS"]
         assert list(result["failed"]) == ["NOSUCH"] and "404" in result["failed"]["NOSUCH"]
         faults = [e for e in standin.request_log if e["fault"] == "throttle_empty_json"]
         assert len(faults) == 2
-        assert option_chain.missing_share(["NIFTY", "NOSUCH", "TCS"], result["failed"]) == 1 / 3
+        expected = ["NIFTY", "NOSUCH", "TCS"]
+        assert coverage(expected, [result], 0.5)["missing_share"] == round(1 / 3, 4)
+        with pytest.raises(CoverageError, match=r"1 of 3 underlyings missing.*NOSUCH"):
+            coverage(expected, [result], 0.3)
 
-    def test_unparseable_response_is_recorded(self, client, lake_root, api_root):
+    def test_unparseable_response_is_recorded(self, ctx, api_root):
         """A response that does not parse fails its underlying, not the batch."""
         path = next((api_root / "api/option-chain-v3").glob("*symbol=TCS&*"))
         path.write_text('{"records": {"data": []}}')
-        result = _cycle(client, Lake(lake_root), ["TCS", "RELIANCE"])
+        result = _cycle(ctx, ["TCS", "RELIANCE"])
         assert result["stored"] == ["RELIANCE"]
         assert "records.timestamp" in result["failed"]["TCS"]
 
 
-class TestMissingShare:
+class TestCoverage:
     @pytest.mark.parametrize(
         ("failed", "share"),
         [({}, 0.0), ({"A": "x"}, 0.25), ({"A": "x", "B": "y"}, 0.5), ({"Z": "x"}, 0.0)],
     )
     def test_share(self, failed, share):
         """Failed names out of the expected ones; names not expected do not count."""
-        assert option_chain.missing_share(["A", "B", "C", "D"], failed) == share
+        landed = [name for name in "ABCD" if name not in failed]
+        batch = {"stored": landed, "stale": [], "failed": failed}
+        assert coverage(list("ABCD"), [batch], 1.0)["missing_share"] == share
+
+    def test_a_name_no_batch_reported_is_missing(self):
+        """A name whose batch reported nothing (its task failed outright) is missing too; a
+        stale one is not (NSE had nothing new)."""
+        found = coverage(list("ABCD"), [{"stored": ["A"], "stale": ["B"], "failed": {}}], 1.0)
+        assert found["missing_share"] == 0.5 and sorted(found["failed"]) == ["C", "D"]
 
 
 @pytest.mark.clickhouse
 class TestLoad:
-    def test_same_snapshot_twice_leaves_one_copy(self, client, lake_root, ch_client, ch_database):
+    def test_same_snapshot_twice_leaves_one_copy(self, loading, ch_client, ch_database):
         """Loading the same silver files twice adds nothing the second time, in both tables."""
-        lake = Lake(lake_root)
-        warehouse.migrate(ch_client, ch_database)
-        stored = _cycle(client, lake, NAMES)
-        first = option_chain.load_parts(ch_client, lake, stored["parts"], ch_database)
-        again = option_chain.load_parts(ch_client, lake, stored["parts"], ch_database)
-        assert first["rows"] == stored["rows"] and again["rows"] == 0
-        assert first["analytics_rows"] > 0 and again["analytics_rows"] == 0
+        parsed = _cycle(loading, NAMES)
+        validated = pipeline.validate(loading, DATASET, parsed)
+        first = pipeline.load(loading, DATASET, validated)
+        analysed = pipeline.after_step(loading, DATASET, "analytics", first)
+        again = pipeline.load(loading, DATASET, validated)
+        reanalysed = pipeline.after_step(loading, DATASET, "analytics", again)
+        assert first["rows"] == parsed["rows"] and again["rows"] == 0
+        assert analysed["analytics_rows"] > 0 and reanalysed["analytics_rows"] == 0
         count, keys = ch_client.execute(
             f"SELECT count(), uniqExact(underlying, snapshot_ts, expiry_date, strike_price, "
             f"option_type) FROM {ch_database}.option_chain"
         )[0]
-        assert count == keys == stored["rows"]
+        assert count == keys == parsed["rows"]
         expiries = ch_client.execute(
             f"SELECT count() FROM {ch_database}.option_chain_analytics FINAL"
         )[0][0]
-        assert expiries == first["analytics_rows"]
+        assert expiries == analysed["analytics_rows"]
 
-    def test_round_trip_and_latest_snapshot(
-        self, client, lake_root, api_root, ch_client, ch_database
-    ):
+    def test_round_trip_and_latest_snapshot(self, loading, api_root, ch_client, ch_database):
         """Values come back as stored; the latest snapshot of X is the last of its rows."""
-        lake = Lake(lake_root)
-        warehouse.migrate(ch_client, ch_database)
-        parts = _cycle(client, lake, ["TCS"])["parts"]
+        parts = _cycle(loading, ["TCS"])["silver"]
         write_option_chains(api_root, ["TCS"], FIRST + dt.timedelta(minutes=5))
-        parts += _cycle(client, lake, ["TCS"])["parts"]
-        option_chain.load_parts(ch_client, lake, parts, ch_database)
+        parts += _cycle(loading, ["TCS"])["silver"]
+        pipeline.load(loading, DATASET, {"silver": parts})
         back = warehouse.query_polars(
             ch_client,
             f"SELECT * FROM {ch_database}.option_chain ORDER BY snapshot_ts, expiry_date, "
@@ -194,22 +210,20 @@ class TestLoad:
         )[0][0]
         assert latest == FIRST + dt.timedelta(minutes=5)
 
-    def test_racing_copies_fold_under_final(self, ch_client, ch_database):
-        """Rows inserted twice behind the check's back are one row under FINAL."""
+    def test_racing_copies_fold_under_final(self, loading, ch_client, ch_database):
+        """Rows inserted twice behind the load's back are one row under FINAL."""
         warehouse.migrate(ch_client, ch_database)
-        from tests.test_chain_analytics import small_chain
-
-        frame = small_chain()
-        for _ in range(2):
-            warehouse.insert_columns(ch_client, f"{ch_database}.option_chain", frame)
+        frame = pl.read_parquet(_cycle(loading, ["TCS"])["silver"])
         table = f"{ch_database}.option_chain"
+        for _ in range(2):
+            warehouse.insert_columns(ch_client, table, frame)
         assert ch_client.execute(f"SELECT count() FROM {table}")[0][0] == 2 * frame.height
         assert ch_client.execute(f"SELECT count() FROM {table} FINAL")[0][0] == frame.height
 
 
-def test_chart_command_draws_from_the_lake(client, lake_root):
+def test_chart_command_draws_from_the_lake(ctx, lake_root):
     """`python -m include.nse chart option-chain` writes a PNG of the latest snapshot to gold."""
-    _cycle(client, Lake(lake_root), ["NIFTY"])
+    _cycle(ctx, ["NIFTY"])
     done = subprocess.run(
         [sys.executable, "-m", "include.nse", "chart", "option-chain", "--underlying", "NIFTY"],
         capture_output=True,

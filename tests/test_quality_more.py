@@ -10,14 +10,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-import test_dag_option_chain as chain_dag
-from test_quality import _failed
 
-from include.nse import option_chain, quality, sources
+from include.nse import pipeline, quality, sources
+from include.nse.dates import IST, nse_date_text
+from include.nse.errors import QualityError
 from include.nse.lake import Lake
 from include.nse.sources import checks
+from include.nse.sources.base import Request
 from include.nse.sources.deals import DEALS_ROW_BAND
-from include.nse.sources.option_chain import IST
 from include.nse_standin.deals import api_json as deals_json
 from include.nse_standin.deals import deals
 from include.nse_standin.holidays import holiday_master
@@ -25,12 +25,16 @@ from include.nse_standin.indices import SPECS, mcwb_csv, members
 from include.nse_standin.indices import api_json as index_json
 from include.nse_standin.market import Universe
 from include.nse_standin.market import sessions as _market
-from include.nse_standin.option_chain import chain, v3_response
+from include.nse_standin.option_chain import chain, write_option_chains
+from include.nse_standin.server import StandIn, api_file
+from tests.conftest import parse_dag
+from tests.helpers import failed, set_row, standin_settings, state, task_states, two_day_lake
 
 #: The last weekday of May 2024, when NSE's monthly weightage archive (weights) is out too.
 PREVIOUS, DAY = dt.date(2024, 5, 30), dt.date(2024, 5, 31)
 SNAPSHOT = dt.datetime(2024, 5, 31, 11, 0, 2, tzinfo=IST)
 BETWEEN = "expect_column_values_to_be_between"
+NOT_NULL = "expect_column_values_to_not_be_null"
 IN_SET = "expect_column_values_to_be_in_set"
 PAIR = "expect_column_pair_values_a_to_be_greater_than_b"
 
@@ -71,24 +75,13 @@ def silver() -> dict[tuple[str, dt.date], pl.DataFrame]:
 
 
 def _lake(lake_root, silver, name: str, day_frame: pl.DataFrame | None = None) -> Lake:
-    lake = Lake(lake_root)
-    lake.write_silver(name, PREVIOUS, silver[name, PREVIOUS])
-    lake.write_silver(name, DAY, silver[name, DAY] if day_frame is None else day_frame)
-    return lake
+    day = silver[name, DAY] if day_frame is None else day_frame
+    return two_day_lake(lake_root, name, {PREVIOUS: silver[name, PREVIOUS], DAY: day})
 
 
 def _validate(lake_root, silver, name: str, day_frame: pl.DataFrame) -> quality.Report:
     return quality.validate_partition(
         _lake(lake_root, silver, name, day_frame), sources.get(name), DAY
-    )
-
-
-def _set_row(df: pl.DataFrame, column: str, value, row: int = 0) -> pl.DataFrame:
-    """`df` with `column` of one row replaced by `value` (the column cast to hold it)."""
-    kind = pl.Int64 if isinstance(value, int) and df[column].dtype.is_unsigned_integer() else None
-    values = df[column].cast(kind) if kind else df[column]
-    return df.with_columns(
-        pl.when(pl.int_range(pl.len()) == row).then(pl.lit(value)).otherwise(values).alias(column)
     )
 
 
@@ -116,7 +109,7 @@ class TestCleanDays:
         empty = silver["block_deals", DAY].clear()
         report = _validate(lake_root, silver, "block_deals", empty)
         assert report.passed
-        assert _failed(report, checks.CRITICAL) == set()
+        assert failed(report, checks.CRITICAL) == set()
 
 
 class TestDeals:
@@ -132,15 +125,15 @@ class TestDeals:
     @pytest.mark.parametrize("name", ["bulk_deals", "block_deals"])
     def test_bad_value_fails_critical(self, name, column, value, expected, silver, lake_root):
         """A bad side, a zero quantity, a negative price, another day's deal: critical."""
-        report = _validate(lake_root, silver, name, _set_row(silver[name, DAY], column, value))
+        report = _validate(lake_root, silver, name, set_row(silver[name, DAY], column, value))
         assert not report.passed
-        assert _failed(report, checks.CRITICAL) == {expected}
+        assert failed(report, checks.CRITICAL) == {expected}
 
     def test_missing_symbol_fails_critical(self, silver, lake_root):
         """A deal without a symbol fails the key's not-null check."""
-        day = _set_row(silver["bulk_deals", DAY], "symbol", None)
+        day = set_row(silver["bulk_deals", DAY], "symbol", None)
         report = _validate(lake_root, silver, "bulk_deals", day)
-        assert ("expect_column_values_to_not_be_null", "symbol") in _failed(report, checks.CRITICAL)
+        assert ("expect_column_values_to_not_be_null", "symbol") in failed(report, checks.CRITICAL)
 
     def test_row_count_swing_is_only_a_warning(self, silver, lake_root):
         """Far fewer deals than the day before is recorded, not stopped."""
@@ -148,7 +141,7 @@ class TestDeals:
         assert silver["bulk_deals", PREVIOUS].height * DEALS_ROW_BAND[0] > 2
         report = _validate(lake_root, silver, "bulk_deals", day)
         assert report.passed
-        assert _failed(report, checks.WARNING) == {("expect_table_row_count_to_be_between",)}
+        assert failed(report, checks.WARNING) == {("expect_table_row_count_to_be_between",)}
         assert report.warnings[0].observed_value == 2
 
 
@@ -167,16 +160,16 @@ class TestIndexConstituents:
         day = silver["index_constituents", DAY]
         row = day.with_row_index().filter(pl.col(column).is_not_null())["index"][0]
         report = _validate(
-            lake_root, silver, "index_constituents", _set_row(day, column, value, row)
+            lake_root, silver, "index_constituents", set_row(day, column, value, row)
         )
-        assert _failed(report, checks.CRITICAL) == {expected}
+        assert failed(report, checks.CRITICAL) == {expected}
 
     def test_symbol_twice_in_an_index_fails_critical(self, silver, lake_root):
         """One index listing a symbol twice fails the key's uniqueness."""
         day = silver["index_constituents", DAY]
         report = _validate(lake_root, silver, "index_constituents", pl.concat([day, day.tail(1)]))
         key = str(list(sources.get("index_constituents").key))
-        assert _failed(report, checks.CRITICAL) == {
+        assert failed(report, checks.CRITICAL) == {
             ("expect_compound_columns_to_be_unique", key),
             ("expect_compound_columns_to_be_unique", "['trade_date', 'index_name', 'isin']"),
         }
@@ -187,7 +180,7 @@ class TestIndexConstituents:
         listed = day.filter(pl.col("isin").is_not_null())
         twin = listed.head(1).with_columns(symbol=pl.lit("TWIN"))
         report = _validate(lake_root, silver, "index_constituents", pl.concat([day, twin]))
-        assert _failed(report, checks.CRITICAL) == {
+        assert failed(report, checks.CRITICAL) == {
             ("expect_compound_columns_to_be_unique", "['trade_date', 'index_name', 'isin']")
         }
 
@@ -196,10 +189,10 @@ class TestIndexConstituents:
         day = silver["index_constituents", DAY]
         row = day.with_row_index().filter(pl.col("series").is_not_null())["index"][0]
         report = _validate(
-            lake_root, silver, "index_constituents", _set_row(day, "series", "XX", row)
+            lake_root, silver, "index_constituents", set_row(day, "series", "XX", row)
         )
         assert report.passed
-        assert _failed(report, checks.WARNING) == {(IN_SET, "series")}
+        assert failed(report, checks.WARNING) == {(IN_SET, "series")}
         assert report.warnings[0].unexpected_values == ["XX"]
 
 
@@ -215,30 +208,32 @@ class TestHolidays:
     def test_bad_value_fails_critical(self, column, value, expected, silver, lake_root):
         """A holiday without a description, a made-up weekday or session state: critical."""
         report = _validate(
-            lake_root, silver, "holidays", _set_row(silver["holidays", DAY], column, value)
+            lake_root, silver, "holidays", set_row(silver["holidays", DAY], column, value)
         )
-        assert _failed(report, checks.CRITICAL) == {expected}
+        assert failed(report, checks.CRITICAL) == {expected}
 
     def test_unknown_segment_is_only_a_warning(self, silver, lake_root):
         """A segment code NSE has not used before is recorded; the lists still load."""
-        day = _set_row(silver["holidays", DAY], "segment", "NEWSEG")
+        day = set_row(silver["holidays", DAY], "segment", "NEWSEG")
         report = _validate(lake_root, silver, "holidays", day)
         assert report.passed
-        assert _failed(report, checks.WARNING) == {(IN_SET, "segment")}
+        assert failed(report, checks.WARNING) == {(IN_SET, "segment")}
 
 
 #: Real files of each dataset (category folder, glob); the two left out do not parse (a trimmed
-#: chain without its timestamp, a trimmed index answer without constituents).
-REAL = [
-    ("bulk_deals", "bulk_block_deals", "*bulk*"),
-    ("block_deals", "bulk_block_deals", "*block*"),
-    ("index_constituents", "index_constituents", "[!T]*"),
-    ("holidays", "holidays", "*.json"),
-    ("option_chain", "option_chain", "[!T]*.json"),
-]
+#: chain without its timestamp, a trimmed index answer without constituents). The bhavcopies'
+#: real files are put through the gate by their conformance tests.
+REAL = {
+    "bulk_deals": ("bulk_deals", "bulk_block_deals", "*bulk*"),
+    "block_deals": ("block_deals", "bulk_block_deals", "*block*"),
+    "index_constituents": ("index_constituents", "index_constituents", "[!T]*"),
+    "holidays": ("holidays", "holidays", "*.json"),
+    "option_chain": ("option_chain", "option_chain", "[!T]*.json"),
+    "option_chain_v3": ("option_chain", "option_chain", "TRIMMED_option-chain-v3_*.json"),
+}
 
 
-@pytest.mark.parametrize(("name", "folder", "pattern"), REAL, ids=[r[0] for r in REAL])
+@pytest.mark.parametrize(("name", "folder", "pattern"), list(REAL.values()), ids=list(REAL))
 def test_real_files_pass_every_expectation(name, folder, pattern, samples_dir):
     """NSE's real files pass every expectation, warnings included: no check cries wolf."""
     dataset = sources.get(name)
@@ -254,24 +249,21 @@ def test_real_files_pass_every_expectation(name, folder, pattern, samples_dir):
         assert report.failed == [], (path.name, [o.describe() for o in report.failed])
 
 
-# ---- option chain: a cycle's new rows, validated in the load step -------------------------------
+# ---- option chain: a cycle's new rows, validated before the load -------------------------------
+OPTION_CHAIN = sources.get("option_chain")
+
+
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory) -> dict:
-    """Two underlyings' v3 answers stored as silver parts, as a cycle's store step leaves them."""
+    """A cycle of NIFTY and RELIANCE fetched from the stand-in and parsed into silver parts."""
     root = tmp_path_factory.mktemp("chain")
-    lake = Lake(root / "lake")
-    fetched_at = SNAPSHOT.astimezone(dt.UTC) + dt.timedelta(seconds=3)
-    parts = []
-    for underlying in ("NIFTY", "RELIANCE"):
-        model = chain(underlying, SNAPSHOT)
-        responses = []
-        for expiry in model["expiries"]:
-            path = root / f"{underlying}_{expiry}.json"
-            path.write_text(json.dumps(v3_response(model, expiry)))
-            responses.append({"path": str(path), "fetched_at": fetched_at.isoformat()})
-        snapshot = {"underlying": underlying, "responses": responses}
-        parts += option_chain.store_snapshot(lake, snapshot)["parts"]
-    return {"lake": lake, "parts": parts}
+    write_option_chains(root / "nse", ["NIFTY", "RELIANCE"], SNAPSHOT)
+    with StandIn(root / "nse") as standin:
+        ctx = pipeline.Context(standin_settings(standin.url, lake_root=root / "lake"))
+        fetched = pipeline.fetch(ctx, OPTION_CHAIN, Request(DAY, ("NIFTY", "RELIANCE")))
+    parsed = pipeline.parse(ctx, OPTION_CHAIN, DAY, fetched)
+    assert parsed["stored"] == ["NIFTY", "RELIANCE"] and len(parsed["silver"]) == 2
+    return {"ctx": ctx, "parts": parsed["silver"], "parsed": parsed}
 
 
 def _corrupted(tmp_path, parts: list[str], change) -> list[str]:
@@ -286,76 +278,97 @@ def _corrupted(tmp_path, parts: list[str], change) -> list[str]:
     return copies
 
 
+def _validate_parts(ctx, parts: list[str]) -> list[quality.Report]:
+    return OPTION_CHAIN.publication.validate_parts(ctx, OPTION_CHAIN, parts)
+
+
 class TestOptionChain:
     def test_clean_cycle_passes_and_keeps_its_result(self, stored):
-        """A cycle's new rows pass every expectation; the result is kept under quality/."""
-        reports = option_chain.validate_parts(stored["lake"], stored["parts"])
-        assert [r.trade_date for r in reports] == [DAY]
-        report = reports[0]
+        """A cycle's new rows pass every expectation; the result is kept under quality/ and
+        the gate says what it checked."""
+        ctx = stored["ctx"]
+        validated = pipeline.validate(ctx, OPTION_CHAIN, stored["parsed"])
+        assert validated["rows"] == stored["parsed"]["rows"] > 0
+        assert validated["expectations"] == len(quality.suite(OPTION_CHAIN))
+        assert validated["warnings"] == [] and validated["pass_rate"] == 1.0
+        (path,) = validated["artifacts"]
+        folder = ctx.lake.partition("quality", "option_chain", DAY)
+        assert Path(path).parent == folder
+        assert json.loads(Path(path).read_text())["summary"]["critical_failed"] == 0
+
+    def test_one_report_per_trade_date(self, stored):
+        """The cycle's rows are checked together, once for their trade date."""
+        (report,) = _validate_parts(stored["ctx"], stored["parts"])
+        assert report.trade_date == DAY
         assert report.failed == [], [o.describe() for o in report.failed]
         assert report.rows == pl.read_parquet(stored["parts"]).height
-        assert len(report.outcomes) == len(quality.suite(sources.get("option_chain")))
-        path = stored["lake"].root / "quality/option_chain/trade_date=2024-05-31/110005_000000.json"
-        assert report.path == str(path)
-        assert json.loads(path.read_text())["summary"]["critical_failed"] == 0
+        assert report.skipped == []
 
     def test_no_new_rows_no_validation(self, stored):
         """A cycle that stored nothing (all stale) validates nothing."""
-        assert option_chain.validate_parts(stored["lake"], []) == []
+        assert _validate_parts(stored["ctx"], []) == []
 
     @pytest.mark.parametrize(
         ("change", "expected"),
         [
-            (lambda f: _set_row(f, "strike_price", 0.0), (BETWEEN, "strike_price")),
-            (lambda f: _set_row(f, "option_type", "CA"), (IN_SET, "option_type")),
-            (lambda f: _set_row(f, "open_interest", -3.0), (BETWEEN, "open_interest")),
-            (lambda f: _set_row(f, "volume", -1), (BETWEEN, "volume")),
-            (lambda f: _set_row(f, "implied_volatility", -0.1), (BETWEEN, "implied_volatility")),
-            (lambda f: _set_row(f, "last_price", -2.0), (BETWEEN, "last_price")),
+            (lambda f: set_row(f, "strike_price", 0.0), (BETWEEN, "strike_price")),
+            (lambda f: set_row(f, "option_type", "CA"), (IN_SET, "option_type")),
+            (lambda f: set_row(f, "open_interest", -3.0), (BETWEEN, "open_interest")),
+            (lambda f: set_row(f, "open_interest", None), (NOT_NULL, "open_interest")),
+            (lambda f: set_row(f, "volume", -1), (BETWEEN, "volume")),
+            (lambda f: set_row(f, "implied_volatility", -0.1), (BETWEEN, "implied_volatility")),
+            (lambda f: set_row(f, "last_price", -2.0), (BETWEEN, "last_price")),
             (
-                lambda f: _set_row(f, "expiry_date", PREVIOUS),
+                lambda f: set_row(f, "expiry_date", PREVIOUS),
                 (PAIR, "expiry_date", "trade_date"),
             ),
         ],
-        ids=["strike", "option_type", "oi", "volume", "iv", "price", "expired"],
+        ids=["strike", "option_type", "oi", "no-oi", "volume", "iv", "price", "expired"],
     )
     def test_bad_value_fails_critical(self, change, expected, stored, tmp_path):
-        """A zero strike, an unknown leg, negative OI, volume, IV or price, an expired
-        contract: critical, whichever underlying it is in."""
+        """A zero strike, an unknown leg, a negative or missing OI, a negative volume, IV or
+        price, an expired contract: critical, whichever underlying it is in; the gate raises."""
         parts = _corrupted(tmp_path, stored["parts"], change)
-        (report,) = option_chain.validate_parts(stored["lake"], parts)
+        (report,) = _validate_parts(stored["ctx"], parts)
         assert not report.passed
-        assert _failed(report, checks.CRITICAL) == {expected}
-        assert report.path in str(report.error())
+        assert failed(report, checks.CRITICAL) == {expected}
+        with pytest.raises(QualityError, match="option_chain 2024-05-31: 1 critical") as caught:
+            pipeline.validate(stored["ctx"], OPTION_CHAIN, {"trade_date": None, "silver": parts})
+        assert "Result: " in str(caught.value)
+
+    @pytest.mark.parametrize("column", ["volume", "change_in_oi", "bid_qty", "ask_qty", "change"])
+    def test_missing_figure_is_only_a_warning(self, column, stored, tmp_path):
+        """A leg without its volume, OI change, quote sizes or price change is recorded; the
+        cycle still loads."""
+        parts = _corrupted(tmp_path, stored["parts"], lambda f: set_row(f, column, None))
+        (report,) = _validate_parts(stored["ctx"], parts)
+        assert report.passed
+        assert failed(report, checks.WARNING) == {(NOT_NULL, column)}
 
     def test_crossed_quote_is_only_a_warning(self, stored, tmp_path):
         """A bid above the ask is recorded; the cycle still loads."""
 
         def crossed(frame: pl.DataFrame) -> pl.DataFrame:
             row = frame.with_row_index().filter(pl.col("ask_price").is_not_null())["index"][0]
-            return _set_row(frame, "bid_price", frame["ask_price"][int(row)] + 5, int(row))
+            return set_row(frame, "bid_price", frame["ask_price"][int(row)] + 5, int(row))
 
-        (report,) = option_chain.validate_parts(
-            stored["lake"], _corrupted(tmp_path, stored["parts"], crossed)
-        )
+        (report,) = _validate_parts(stored["ctx"], _corrupted(tmp_path, stored["parts"], crossed))
         assert report.passed
-        assert _failed(report, checks.WARNING) == {(PAIR, "ask_price", "bid_price")}
+        assert failed(report, checks.WARNING) == {(PAIR, "ask_price", "bid_price")}
 
 
 # ---- option chain DAG: a critical failure loads nothing -----------------------------------------
-dag, dag_env = chain_dag.dag, chain_dag.dag_env
+CHAIN_SNAPSHOT = dt.datetime(2024, 7, 5, 10, 14, 58, tzinfo=IST)
+#: A scheduled slot: 10:15 in Mumbai on a trading day.
+CHAIN_RUN_AT = dt.datetime(2024, 7, 5, 4, 45, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module")
 def nse_root(tmp_path_factory):
     """The stand-in's chains of NIFTY and TCS, one NIFTY leg with a negative open interest."""
-    from include.nse.sources.option_chain import nse_date_text
-    from include.nse_standin.option_chain import write_option_chains
-    from include.nse_standin.server import api_file
-
     root = tmp_path_factory.mktemp("nse")
-    write_option_chains(root, ["NIFTY", "TCS"], chain_dag.SNAPSHOT)
-    expiry = min(chain("NIFTY", chain_dag.SNAPSHOT)["expiries"])
+    write_option_chains(root, ["NIFTY", "TCS"], CHAIN_SNAPSHOT)
+    expiry = min(chain("NIFTY", CHAIN_SNAPSHOT)["expiries"])
     params = {"type": "Indices", "symbol": "NIFTY", "expiry": nse_date_text(expiry)}
     path = api_file(root, "option-chain-v3", params)
     answer = json.loads(path.read_text())
@@ -367,18 +380,23 @@ def nse_root(tmp_path_factory):
 @pytest.mark.airflow
 @pytest.mark.clickhouse
 @pytest.mark.slow
-def test_option_chain_dag_loads_nothing_on_a_critical_failure(dag, dag_env, ch_client):
-    """The load task fails (and alerts) before loading anything; silver and the result stay, and
-    the failure is recorded. The coverage check after it still runs, and fails the run."""
-    from test_dag_cm_bhavcopy import _task_states
-
+def test_option_chain_dag_loads_nothing_on_a_critical_failure(dag_env, ch_client):
+    """The gate fails the run before anything is loaded; silver and the result stay, the failure
+    is recorded, and the coverage check after it still runs and fails the run."""
+    dag = parse_dag("nse_option_chain")
     conf = {"underlyings": ["NIFTY", "TCS"], "chart_underlyings": []}
-    run = dag.test(logical_date=chain_dag.RUN_AT, run_conf=conf)
-    assert str(getattr(run.state, "value", run.state)) == "failed"
-    states = _task_states(dag.dag_id, run.run_id)
-    assert states.pop("load") == "failed"
-    assert states.pop("check_coverage") == "failed"
-    assert set(states.values()) == {"success"}, states
+    run = dag.test(logical_date=CHAIN_RUN_AT, run_conf=conf)
+    assert state(run) == "failed"
+    assert task_states(dag.dag_id, run.run_id) == {
+        "plan_option_chain": "success",
+        "fetch_option_chain": "success",
+        "parse_option_chain": "success",
+        "validate_option_chain": "failed",
+        "load_option_chain": "upstream_failed",
+        "analytics_option_chain": "upstream_failed",
+        "charts_option_chain": "upstream_failed",
+        "check_coverage_option_chain": "failed",
+    }
 
     db, lake = dag_env["database"], dag_env["lake"]
     assert ch_client.execute(f"SELECT count() FROM {db}.option_chain") == [(0,)]
@@ -387,7 +405,7 @@ def test_option_chain_dag_loads_nothing_on_a_critical_failure(dag, dag_env, ch_c
         f"SELECT dataset, trade_date, critical_failed, result_path, run_id "
         f"FROM {db}.quality_validations"
     )
-    assert row[:3] == ("option_chain", chain_dag.RUN_AT.date(), 1) and row[4] == run.run_id
+    assert row[:3] == ("option_chain", CHAIN_SNAPSHOT.date(), 1) and row[4] == run.run_id
     assert json.loads(Path(row[3]).read_text())["summary"]["critical_failed"] == 1
     silver = lake / "silver/option_chain/trade_date=2024-07-05"
     assert sorted(p.parent.name for p in silver.glob("*/*.parquet")) == [

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
-import zipfile
 
 import polars as pl
 import pytest
 
-from include.nse import sources
+from include.nse import dates, quality, sources
 from include.nse.errors import ParseError
 from include.nse.sources import _csv, cm_bhavcopy, cm_delivery
+from include.nse.sources.base import Column
+from tests.helpers import csv_file, failed, replace_field, zipped
 
 LEGACY_HEADER = (
     "SYMBOL,SERIES,OPEN,HIGH,LOW,CLOSE,LAST,PREVCLOSE,TOTTRDQTY,TOTTRDVAL,TIMESTAMP,"
@@ -53,24 +53,6 @@ DELIVERY_ROWS = (
     "ABGSHIP, BZ, 01-Jan-2018, 13.30, 13.85, 13.85, 13.00, 13.70, 13.70, 13.71, 27903, 3.83, 99, "
     "-, -",
 )
-
-
-def csv_file(header: str, *rows: str, newline: str = "\n") -> bytes:
-    return (newline.join([header, *rows]) + newline).encode()
-
-
-def zipped(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
-def replace_field(row: str, position: int, value: str, separator: str = ",") -> str:
-    fields = row.split(separator)
-    fields[position] = value
-    return separator.join(fields)
 
 
 class TestCsvBytes:
@@ -199,6 +181,17 @@ class TestParseColumn:
             str(caught.value) == f"f.csv, line 3, column 'V': expected {expected}, found {value!r}"
         )
 
+    def test_first_bad_row_of_the_file_is_reported(self):
+        """Of several bad values the earliest line is named, then the first column there."""
+        columns = [Column(name, pl.UInt64, "Nullable(UInt64)") for name in ("a", "b")]
+        source = {"a": "A", "b": "B"}
+        later_in_a = _csv.read_csv(b"A,B\n1,x\ny,2\n", "f.csv")
+        with pytest.raises(ParseError, match=r"line 2, column 'B': .*found 'x'"):
+            _csv.to_silver(later_in_a, "f.csv", columns, source)
+        both = _csv.read_csv(b"A,B\n1,2\nz,x\n", "f.csv")
+        with pytest.raises(ParseError, match=r"line 3, column 'A': .*found 'z'"):
+            _csv.to_silver(both, "f.csv", columns, source)
+
     def test_required_value_missing(self):
         """A required column refuses "-" as well as a blank."""
         with pytest.raises(ParseError, match=r"line 2, column 'V': expected a number, found '-'"):
@@ -208,7 +201,7 @@ class TestParseColumn:
 class TestMonthCode:
     def test_upper_case_english_month(self):
         """Archive paths use JAN..DEC whatever the process locale."""
-        assert [_csv.month_code(dt.date(2024, m, 1)) for m in (1, 7, 12)] == ["JAN", "JUL", "DEC"]
+        assert [dates.month_code(dt.date(2024, m, 1)) for m in (1, 7, 12)] == ["JAN", "JUL", "DEC"]
 
 
 class TestLegacyBhavcopy:
@@ -330,10 +323,34 @@ class TestBhavcopyBadInput:
         assert repr(column) in message
         assert "'N.A.'" in message
 
-    def test_missing_price_is_refused(self):
-        """A blank close is an error, not a null in a non-nullable column."""
+    def test_blank_price_is_null_and_stops_the_gate(self):
+        """A blank close is kept as a null, which the gate's critical `close not null` stops."""
         bad = replace_field(LEGACY_ROWS[2], 5, "")
-        with pytest.raises(ParseError, match=r"line 4, column 'CLOSE': .*found nothing"):
+        frame = cm_bhavcopy.parse(csv_file(LEGACY_HEADER, *LEGACY_ROWS[:2], bad), "f.csv")
+        assert frame["close"].to_list() == [83.1, 2615.85, None]
+        assert frame["symbol"].to_list() == ["20MICRONS", "RELIANCE", "ZYLOG"]
+        report, _ = quality.validate_frame(
+            "cm_bhavcopy", quality.suite(cm_bhavcopy.DATASET), frame, dt.date(2022, 5, 24)
+        )
+        assert not report.passed
+        assert failed(report, "critical") == {("expect_column_values_to_not_be_null", "close")}
+
+    def test_dash_price_is_null_too(self):
+        """NSE's "-" reads as a blank: an open of "-" is null, and only a warning."""
+        bad = replace_field(LEGACY_ROWS[2], 2, "-")
+        frame = cm_bhavcopy.parse(csv_file(LEGACY_HEADER, *LEGACY_ROWS[:2], bad), "f.csv")
+        assert frame["open"].to_list() == [86.4, 2607.0, None]
+        report, _ = quality.validate_frame(
+            "cm_bhavcopy", quality.suite(cm_bhavcopy.DATASET), frame, dt.date(2022, 5, 24)
+        )
+        assert report.passed
+        assert failed(report, "warning") == {("expect_column_values_to_not_be_null", "open")}
+
+    @pytest.mark.parametrize(("position", "column"), [(0, "SYMBOL"), (1, "SERIES")])
+    def test_blank_key_is_refused(self, position, column):
+        """A blank key column is refused by the parser, naming its line and column."""
+        bad = replace_field(LEGACY_ROWS[2], position, "")
+        with pytest.raises(ParseError, match=rf"line 4, column '{column}': .*found nothing"):
             cm_bhavcopy.parse(csv_file(LEGACY_HEADER, *LEGACY_ROWS[:2], bad), "f.csv")
 
     @pytest.mark.parametrize(
@@ -406,32 +423,41 @@ class TestDelivery:
 
 
 class TestRemotePaths:
-    LEGACY = "/content/historical/EQUITIES/{}/{}/cm{}{}{}bhav.csv.zip"
-    UDIFF = "/content/cm/BhavCopy_NSE_CM_0_0_0_{}_F_0000.csv.zip"
-
     @pytest.mark.parametrize(
         ("day", "expected"),
         [
-            (dt.date(2023, 12, 29), [LEGACY.format(2023, "DEC", 29, "DEC", 2023)]),
+            (
+                dt.date(2023, 12, 29),
+                ["/content/historical/EQUITIES/2023/DEC/cm29DEC2023bhav.csv.zip"],
+            ),
             (
                 dt.date(2024, 1, 1),
-                [LEGACY.format(2024, "JAN", "01", "JAN", 2024), UDIFF.format("20240101")],
+                [
+                    "/content/historical/EQUITIES/2024/JAN/cm01JAN2024bhav.csv.zip",
+                    "/content/cm/BhavCopy_NSE_CM_0_0_0_20240101_F_0000.csv.zip",
+                ],
             ),
             (
                 dt.date(2024, 7, 5),
-                [LEGACY.format(2024, "JUL", "05", "JUL", 2024), UDIFF.format("20240705")],
+                [
+                    "/content/historical/EQUITIES/2024/JUL/cm05JUL2024bhav.csv.zip",
+                    "/content/cm/BhavCopy_NSE_CM_0_0_0_20240705_F_0000.csv.zip",
+                ],
             ),
-            (dt.date(2024, 7, 8), [UDIFF.format("20240708")]),
-            (dt.date(2016, 2, 29), [LEGACY.format(2016, "FEB", 29, "FEB", 2016)]),
+            (dt.date(2024, 7, 8), ["/content/cm/BhavCopy_NSE_CM_0_0_0_20240708_F_0000.csv.zip"]),
+            (
+                dt.date(2016, 2, 29),
+                ["/content/historical/EQUITIES/2016/FEB/cm29FEB2016bhav.csv.zip"],
+            ),
         ],
     )
     def test_bhavcopy_around_the_udiff_cutover(self, day, expected):
         """Legacy alone before 2024, both (legacy first) until 2024-07-05, then UDiFF alone."""
-        assert cm_bhavcopy.remote_paths(day) == expected
+        assert cm_bhavcopy.DATASET.publication.paths(day) == expected
 
     def test_delivery(self):
-        """The delivery file's name carries DDMMYYYY."""
-        assert cm_delivery.remote_paths(dt.date(2018, 1, 1)) == [
+        """The delivery file's name carries DDMMYYYY, as the real sample's name does."""
+        assert cm_delivery.DATASET.publication.paths(dt.date(2018, 1, 1)) == [
             "/products/content/sec_bhavdata_full_01012018.csv"
         ]
 

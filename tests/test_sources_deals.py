@@ -10,16 +10,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_sources_cm import csv_file
 
 from include.nse import sources
 from include.nse.cli import cli
-from include.nse.client import NSEClient
-from include.nse.config import Settings
-from include.nse.errors import NotPublished, ParseError
-from include.nse.lake import Lake
-from include.nse.pipeline import fetch_to_bronze, parse_file
+from include.nse.errors import InHistory, NotPublished, ParseError
+from include.nse.pipeline import Context, fetch, parse_file
 from include.nse.sources import _csv
+from include.nse.sources.base import Request
 from include.nse.sources.deals import KEY
 from include.nse_standin.deals import (
     KINDS,
@@ -34,6 +31,7 @@ from include.nse_standin.generate import generate
 from include.nse_standin.market import Universe
 from include.nse_standin.market import sessions as _market
 from include.nse_standin.server import StandIn, api_file
+from tests.helpers import csv_file, standin_settings
 
 BULK_HEADER = (
     "Date,Symbol,Security Name,Client Name,Buy/Sell,Quantity Traded,"
@@ -139,7 +137,9 @@ class TestEveryShape:
         written = write_web_export(session, tmp_path, "bulk_deals")
         assert written.path.name == "Bulk-Deals-05-07-2024-to-05-07-2024.csv"
         assert written.path.read_bytes().startswith(b'\xef\xbb\xbf"Date ",')
-        assert parse_file(sources.get("bulk_deals"), written.path, DAY).height == written.rows
+        raw = written.path.read_bytes()
+        frame = parse_file(sources.get("bulk_deals"), raw, written.path.name, DAY)
+        assert frame.height == written.rows
 
 
 class TestNoRecords:
@@ -239,31 +239,34 @@ class TestErrors:
     @pytest.mark.parametrize(
         ("raw", "expected"),
         [
-            (b'{"data": 3}', "expected a list of deals"),
-            (b"[1, 2]", "deal 1 of data: expected an object"),
-            (b'{"data": [', "expected JSON"),
+            (b'{"data": 3}', ": expected a list of deals"),
+            (b"[1, 2]", ": deal 1 of data: expected an object"),
+            (b'{"data": [', ", line 1: expected JSON"),
         ],
     )
     def test_api_shape_errors(self, raw, expected):
         """JSON that is not a list of deals is refused with the file's name."""
-        with pytest.raises(ParseError, match=rf"^h.json: {expected}"):
+        with pytest.raises(ParseError, match=rf"^h\.json{expected}"):
             sources.get("bulk_deals").parse(raw, "h.json")
+
+
+def holds(name: str, raw: bytes, file_name: str) -> dt.date | None:
+    """The day a latest-day file holds, as its dataset's fetch reads it."""
+    return sources.get(name).publication.holds(raw, file_name)
 
 
 class TestFileDate:
     def test_date_of_a_day(self):
         """A daily file's rows name its day; a day without deals names none."""
-        assert sources.get("bulk_deals").file_date(csv_file(BULK_HEADER, BULK_ROW), "b") == (
-            dt.date(2024, 12, 3)
-        )
+        assert holds("bulk_deals", csv_file(BULK_HEADER, BULK_ROW), "b") == dt.date(2024, 12, 3)
         empty = csv_file(BLOCK_HEADER, "NO RECORDS,,,,,,")
-        assert sources.get("block_deals").file_date(empty, "block.csv") is None
+        assert holds("block_deals", empty, "block.csv") is None
 
     def test_two_days_are_refused(self):
         """An archive file holds one day: two are refused."""
         other = BULK_ROW.replace("03-DEC-2024", "04-DEC-2024")
         with pytest.raises(ParseError, match=r"one day, found 2024-12-03 to 2024-12-04"):
-            sources.get("bulk_deals").file_date(csv_file(BULK_HEADER, BULK_ROW, other), "b")
+            holds("bulk_deals", csv_file(BULK_HEADER, BULK_ROW, other), "b")
 
 
 class TestGenerator:
@@ -323,53 +326,62 @@ class TestFetch:
         root = tmp_path / "nse"
         generate(dt.date(2024, 7, 4), dt.date(2024, 7, 5), root, symbols=300, datasets=list(KINDS))
         with StandIn(root) as standin:
-            settings = Settings(
-                archive_base_url=standin.url,
-                api_base_url=standin.url,
-                backoff_initial_seconds=0.01,
-                backoff_max_seconds=0.05,
-                archive_rate_per_second=200,
-                api_rate_per_second=200,
-            )
-            with NSEClient(settings) as client:
-                yield root, standin, client, Lake(tmp_path / "lake")
+            yield root, standin, Context(standin_settings(standin.url, lake_root=tmp_path / "lake"))
 
     def test_the_archive_file_for_its_own_day(self, nse):
-        """The archive's file holding the trade date is kept as served."""
-        root, standin, client, lake = nse
-        stats = fetch_to_bronze(client, lake, sources.get("bulk_deals"), DAY)
+        """The archive's file holding the trade date is kept in bronze as served."""
+        root, standin, ctx = nse
+        stats = fetch(ctx, sources.get("bulk_deals"), Request(DAY))
         assert stats["url"].endswith("/content/equities/bulk.csv")
-        assert open(stats["path"], "rb").read() == (root / "content/equities/bulk.csv").read_bytes()
+        (kept,) = stats["files"]
+        served = (root / "content/equities/bulk.csv").read_bytes()
+        assert Path(kept["path"]).read_bytes() == served
+        assert ctx.lake.latest_bronze("bulk_deals", DAY).read() == served
         assert not any(e["path"].startswith("/api/") for e in standin.request_log)
 
     def test_a_later_day_is_not_published_yet(self, nse):
         """The archive still holding an earlier day means the trade date is not out yet."""
-        _, _, client, lake = nse
+        _, _, ctx = nse
         with pytest.raises(NotPublished, match="still holds 2024-07-05"):
-            fetch_to_bronze(client, lake, sources.get("bulk_deals"), dt.date(2024, 7, 8))
+            fetch(ctx, sources.get("bulk_deals"), Request(dt.date(2024, 7, 8)))
+        assert ctx.lake.bronze_manifest("bulk_deals", dt.date(2024, 7, 8)) == []
 
     def test_an_earlier_day_comes_from_the_api(self, nse):
         """A date the archive has moved past is fetched from the historical API."""
-        _, standin, client, lake = nse
+        _, standin, ctx = nse
         day = dt.date(2024, 7, 4)
-        stats = fetch_to_bronze(client, lake, sources.get("block_deals"), day)
-        assert stats["path"].endswith("trade_date=2024-07-04/bulk-block-short-deals.json")
+        stats = fetch(ctx, sources.get("block_deals"), Request(day))
+        assert "it holds 2024-07-05" in stats["in_history"]
+        (kept,) = stats["files"]
+        assert kept["path"].endswith("trade_date=2024-07-04/bulk-block-short-deals.json")
         api = [e for e in standin.request_log if e["path"].startswith("/api/")]
         assert api[-1]["query"] == "optionType=block_deals&from=04-07-2024&to=04-07-2024"
-        frame = parse_file(sources.get("block_deals"), Path(stats["path"]), day)
+        frame = parse_file(sources.get("block_deals"), Path(kept["path"]).read_bytes(), "x", day)
         assert frame["source_format"].unique().to_list() in ([], ["api_json"])
+
+    def test_an_earlier_day_without_history_raises(self, nse):
+        """Asked not to use the API, a date the archive moved past raises InHistory and keeps
+        nothing: the caller fetches history on its own terms."""
+        _, standin, ctx = nse
+        day = dt.date(2024, 7, 4)
+        with pytest.raises(InHistory, match="it holds 2024-07-05"):
+            fetch(ctx, sources.get("bulk_deals"), Request(day, history=False))
+        assert not any(e["path"].startswith("/api/") for e in standin.request_log)
+        assert ctx.lake.bronze_manifest("bulk_deals", day) == []
+        stats = fetch(ctx, sources.get("bulk_deals"), Request(day), history=True)
+        assert stats["source"] == "api"
 
     def test_a_day_without_deals_is_dated_by_last_modified(self, nse):
         """NO RECORDS carries no date: the file's Last-Modified day in Mumbai says which day."""
-        root, _, client, lake = nse
+        root, _, ctx = nse
         path = root / "content/equities/block.csv"
         path.write_bytes(csv_file(BLOCK_HEADER, "NO RECORDS,,,,,,"))
         stamp = dt.datetime(2024, 7, 5, 17, 40, tzinfo=dt.timezone(dt.timedelta(hours=5.5)))
         os.utime(path, (stamp.timestamp(), stamp.timestamp()))
         block_deals = sources.get("block_deals")
-        assert fetch_to_bronze(client, lake, block_deals, DAY)["url"].endswith("/block.csv")
+        assert fetch(ctx, block_deals, Request(DAY))["url"].endswith("/block.csv")
         with pytest.raises(NotPublished, match="still holds 2024-07-05"):
-            fetch_to_bronze(client, lake, block_deals, dt.date(2024, 7, 8))
+            fetch(ctx, block_deals, Request(dt.date(2024, 7, 8)))
 
 
 class TestCommandLine:

@@ -9,12 +9,12 @@ import zipfile
 
 import polars as pl
 import pytest
-from test_sources_cm import csv_file, replace_field, zipped
 
 from include.nse import sources
 from include.nse.errors import ParseError
-from include.nse.sources import _csv, fo_bhavcopy
+from include.nse.sources import _csv, cm_bhavcopy, fo_bhavcopy
 from include.nse_standin.generate import generate
+from tests.helpers import ChdbClient, csv_file, replace_field, zipped
 
 LEGACY_HEADER = (
     "INSTRUMENT,SYMBOL,EXPIRY_DT,STRIKE_PR,OPTION_TYP,OPEN,HIGH,LOW,CLOSE,SETTLE_PR,CONTRACTS,"
@@ -219,27 +219,33 @@ class TestSharedHelpers:
 
 
 class TestRemotePaths:
-    LEGACY = "/content/historical/DERIVATIVES/{}/{}/fo{}{}{}bhav.csv.zip"
-    UDIFF = "/content/fo/BhavCopy_NSE_FO_0_0_0_{}_F_0000.csv.zip"
-
     @pytest.mark.parametrize(
         ("day", "expected"),
         [
-            (dt.date(2022, 6, 13), [LEGACY.format(2022, "JUN", 13, "JUN", 2022)]),
+            (
+                dt.date(2022, 6, 13),
+                ["/content/historical/DERIVATIVES/2022/JUN/fo13JUN2022bhav.csv.zip"],
+            ),
             (
                 dt.date(2024, 1, 1),
-                [LEGACY.format(2024, "JAN", "01", "JAN", 2024), UDIFF.format("20240101")],
+                [
+                    "/content/historical/DERIVATIVES/2024/JAN/fo01JAN2024bhav.csv.zip",
+                    "/content/fo/BhavCopy_NSE_FO_0_0_0_20240101_F_0000.csv.zip",
+                ],
             ),
             (
                 dt.date(2024, 7, 5),
-                [LEGACY.format(2024, "JUL", "05", "JUL", 2024), UDIFF.format("20240705")],
+                [
+                    "/content/historical/DERIVATIVES/2024/JUL/fo05JUL2024bhav.csv.zip",
+                    "/content/fo/BhavCopy_NSE_FO_0_0_0_20240705_F_0000.csv.zip",
+                ],
             ),
-            (dt.date(2024, 7, 8), [UDIFF.format("20240708")]),
+            (dt.date(2024, 7, 8), ["/content/fo/BhavCopy_NSE_FO_0_0_0_20240708_F_0000.csv.zip"]),
         ],
     )
     def test_around_the_udiff_cutover(self, day, expected):
         """Legacy alone before 2024, both (legacy first) until 2024-07-05, then UDiFF alone."""
-        assert fo_bhavcopy.remote_paths(day) == expected
+        assert fo_bhavcopy.DATASET.publication.paths(day) == expected
 
     def test_registered(self):
         """The registry finds the dataset; its key is the contract and the day."""
@@ -250,8 +256,8 @@ class TestRemotePaths:
 
 # ---- the generator ----------------------------------------------------------------------------
 DAY = dt.date(2024, 7, 5)
-LEGACY_PATH = "content/historical/DERIVATIVES/2024/JUL/fo05JUL2024bhav.csv.zip"
-UDIFF_PATH = "content/fo/BhavCopy_NSE_FO_0_0_0_20240705_F_0000.csv.zip"
+#: Where the generator writes the day's two files: where the dataset fetches them from.
+LEGACY_PATH, UDIFF_PATH = (p.lstrip("/") for p in fo_bhavcopy.DATASET.publication.paths(DAY))
 
 
 def unzip(path) -> bytes:
@@ -317,7 +323,7 @@ class TestGenerated:
     def test_stock_underlyings_follow_the_cm_close(self, generated):
         """A stock future's underlying price is the share's close in the CM bhavcopy."""
         root, _ = generated
-        cm = root / "content/cm/BhavCopy_NSE_CM_0_0_0_20240705_F_0000.csv.zip"
+        cm = root / cm_bhavcopy.DATASET.publication.paths(DAY)[-1].lstrip("/")
         closes = {
             r["TckrSymb"]: r["ClsPric"]
             for r in csv.DictReader(io.StringIO(unzip(cm).decode()))
@@ -340,9 +346,8 @@ class TestGenerated:
 def test_ddl_and_load_on_chdb(tmp_path):
     """The migration creates the silver columns on a current ClickHouse; a day loads once."""
     chdb_session = pytest.importorskip("chdb.session")
-    from test_chdb import ChdbClient
 
-    from include.nse.warehouse import load_partition, migrate, table_columns
+    from include.nse.warehouse import load, migrate, table_columns
 
     session = chdb_session.Session(str(tmp_path / "chdb"))
     try:
@@ -353,7 +358,7 @@ def test_ddl_and_load_on_chdb(tmp_path):
         assert table_columns(client, "nse", dataset.table) == expected
         frame = parse(LEGACY_HEADER, *LEGACY_ROWS)
         for _ in range(2):
-            load_partition(client, dataset, dt.date(2022, 6, 13), frame, "nse")
+            load(client, dataset, dt.date(2022, 6, 13), frame, "nse")
         assert client.execute(
             "SELECT count(), sum(contracts), countIf(strike_price IS NULL) FROM nse.fo_bhavcopy"
         ) == [(4, 145091, 1)]

@@ -20,6 +20,7 @@ from include.nse.sources import index_constituents as source
 from include.nse_standin.generate import generate
 from include.nse_standin.market import Universe
 from include.nse_standin.server import api_file
+from tests.helpers import rewrite_csv
 
 FIRST, LAST = dt.date(2024, 6, 24), dt.date(2024, 7, 5)
 SEED, SIZE = 7, 400
@@ -171,14 +172,11 @@ class TestRefused:
             source.parse(self.HEADER.encode(), "ind_nifty50list.csv")
 
     def _mcwb(self, root, edit) -> bytes:
-        buffer = io.BytesIO()
-        with (
-            zipfile.ZipFile(root / "content/indices/mcwb_jun24.zip") as old,
-            zipfile.ZipFile(buffer, "w") as new,
-        ):
-            for name in old.namelist():
-                new.writestr(name, edit(old.read(name).decode()))
-        return buffer.getvalue()
+        """The generated June archive with `edit` applied to the text of each member."""
+        raw = (root / "content/indices/mcwb_jun24.zip").read_bytes()
+        for member in ("nifty50_mcwb.csv", "niftynext50_mcwb.csv"):
+            raw = rewrite_csv(raw, lambda data: edit(data.decode()).encode(), member)
+        return raw
 
     def test_archive_without_its_date(self, root):
         """A monthly archive whose footnotes do not state its last trading day is refused."""

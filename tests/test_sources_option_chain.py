@@ -11,12 +11,14 @@ import sys
 import polars as pl
 import pytest
 
+from include.nse import quality
+from include.nse.dates import IST, nse_date_text
 from include.nse.errors import ParseError
 from include.nse.sources import option_chain
-from include.nse.sources.option_chain import IST
 from include.nse_standin.option_chain import write_option_chains
 from include.nse_standin.server import api_file
 from tests.conftest import PROJECT_ROOT
+from tests.helpers import failed
 
 SNAPSHOT = dt.datetime(2024, 7, 5, 11, 40, 7, tzinfo=IST)
 
@@ -94,7 +96,7 @@ class TestContractInfo:
         path = api_file(root, "option-chain-contract-info", {"symbol": "RELIANCE"})
         listed = json.loads(path.read_bytes())["expiryDates"]
         dates = option_chain.expiry_dates(path.read_bytes(), path.name)
-        assert [option_chain.nse_date_text(d) for d in dates] == listed
+        assert [nse_date_text(d) for d in dates] == listed
         assert dates == sorted(dates)
 
     def test_empty_list_is_refused(self):
@@ -114,10 +116,25 @@ class TestErrors:
                 {
                     "records": {
                         "timestamp": "05-Jul-2024 10:00:00",
-                        "data": [{"strikePrice": 100, "expiryDates": "25-Jul-2024", "CE": {}}],
+                        "data": [
+                            {
+                                "strikePrice": 100,
+                                "expiryDates": "25-Jul-2024",
+                                "CE": {"openInterest": "12", "underlying": "X"},
+                            }
+                        ],
                     }
                 },
                 "records.data[0].CE.openInterest",
+            ),
+            (
+                {
+                    "records": {
+                        "timestamp": "05-Jul-2024 10:00:00",
+                        "data": [{"strikePrice": "100", "expiryDates": "25-Jul-2024"}],
+                    }
+                },
+                "records.data[0].strikePrice",
             ),
             (
                 {
@@ -144,9 +161,42 @@ class TestErrors:
             option_chain.parse(json.dumps(document).encode(), path.name)
 
     def test_html_is_refused(self):
-        """An HTML page is not JSON."""
-        with pytest.raises(ParseError, match="not JSON"):
+        """An HTML page (NSE's 401 without a session) is not JSON."""
+        with pytest.raises(ParseError, match=r"^chain\.json: expected JSON, found an HTML page"):
             option_chain.parse(b"<html>401</html>", "chain.json")
+
+
+class TestNullFields:
+    """A field NSE sends as null (or leaves out) is null in silver; the gate judges it."""
+
+    def _chain(self, root, change) -> tuple:
+        path = _v3_files(root, "NIFTY")[0]
+        document = json.loads(path.read_bytes())
+        change(document["records"]["data"][0]["CE"])
+        frame = option_chain.parse(json.dumps(document).encode(), path.name)
+        report, _ = quality.validate_frame(
+            "option_chain",
+            quality.suite(option_chain.DATASET),
+            frame,
+            SNAPSHOT.date(),
+        )
+        return frame, report
+
+    def test_missing_open_interest_stops_the_gate(self, root):
+        """A leg without open interest keeps its row, with a null the critical check stops."""
+        frame, report = self._chain(root, lambda leg: leg.pop("openInterest"))
+        assert frame["open_interest"].null_count() == 1
+        assert not report.passed
+        assert failed(report, "critical") == {
+            ("expect_column_values_to_not_be_null", "open_interest")
+        }
+
+    def test_null_volume_is_a_warning(self, root):
+        """A leg whose volume is JSON null keeps its row; the gate records a warning only."""
+        frame, report = self._chain(root, lambda leg: leg.update(totalTradedVolume=None))
+        assert frame["volume"].null_count() == 1
+        assert report.passed
+        assert failed(report, "warning") == {("expect_column_values_to_not_be_null", "volume")}
 
 
 def test_command_line_parses_both_shapes(root, tmp_path):

@@ -82,14 +82,22 @@ class TestTradingDay:
         assert [local(i) for i in found] == ["2025-02-25 18:30"]
 
     def test_trade_date_is_the_trading_day(self):
-        """The logical date's date in Mumbai is the trading day, as nse_tasks.trade_date reads."""
-        import nse_tasks
+        """The logical date's date in Mumbai is the trading day the tasks load, unless the
+        run's `trade_date` param names another."""
+        from include.nse.dates import trade_date_of
+        from include.nse_airflow.tasks import trade_date
 
         info = TradingDayTimetable(at=dt.time(19)).next_dagrun_info(
             last_automated_data_interval=None, restriction=restriction(ist(2025, 2, 1))
         )
-        assert nse_tasks.trade_date({"logical_date": info.logical_date}) == D(2025, 2, 1)
         assert info.logical_date == pendulum.datetime(2025, 2, 1, 13, 30, tz="UTC")
+        assert trade_date({"logical_date": info.logical_date}) == D(2025, 2, 1)
+        assert trade_date_of(None, info.logical_date) == D(2025, 2, 1)
+        # 18:30 UTC is already the next day in Mumbai.
+        late = pendulum.datetime(2025, 1, 31, 18, 30, tz="UTC")
+        assert trade_date({"logical_date": late, "params": {"trade_date": None}}) == D(2025, 2, 1)
+        chosen = {"logical_date": info.logical_date, "params": {"trade_date": "2024-07-05"}}
+        assert trade_date(chosen) == D(2024, 7, 5)
 
     def test_muhurat_run_waits_for_the_session(self):
         """Diwali 2024's session closed at 19:00, so the 18:30 run waits until 22:00."""

@@ -1,9 +1,11 @@
-"""The warehouse migrates once, loads a trade date idempotently, and matches the silver schema."""
+"""The warehouse migrates once, loads a trade date (or a year) idempotently, adds only new
+snapshots, and matches the silver schema."""
 
 from __future__ import annotations
 
 import datetime as dt
 import shutil
+import time
 
 import polars as pl
 import pytest
@@ -12,43 +14,18 @@ from include.nse import sources
 from include.nse.warehouse import (
     SQL_DIR,
     MigrationError,
-    load_partition,
+    insert_new,
+    load,
     migrate,
     query_polars,
     split_statements,
     table_columns,
 )
+from tests.helpers import DAY, NEXT_DAY, bhavcopy_frame
 
 pytestmark = pytest.mark.clickhouse
 
-DAY = dt.date(2024, 7, 5)
-NEXT_DAY = dt.date(2024, 7, 8)
 MIGRATIONS = sorted(p.name for p in SQL_DIR.glob("*.sql"))
-
-
-def bhavcopy_frame(trade_date: dt.date, symbols: list[str], volume: int = 100) -> pl.DataFrame:
-    """A silver cm_bhavcopy frame: one EQ row per symbol, volumes volume, volume+1, ..."""
-    n = len(symbols)
-    return sources.get("cm_bhavcopy").conform(
-        pl.DataFrame(
-            {
-                "trade_date": [trade_date] * n,
-                "symbol": symbols,
-                "series": ["EQ"] * n,
-                "isin": [f"INE{i:09d}" if i % 2 else None for i in range(n)],
-                "open": [10.0] * n,
-                "high": [12.5] * n,
-                "low": [9.5] * n,
-                "close": [11.0] * n,
-                "last_price": [11.05] * n,
-                "prev_close": [10.0] * n,
-                "volume": [volume + i for i in range(n)],
-                "turnover": [1_000_000.0] * n,
-                "trades": [None if i % 3 == 0 else 7 for i in range(n)],
-                "source_format": ["udiff"] * n,
-            }
-        )
-    )
 
 
 def counts(client, database: str) -> dict[dt.date, tuple[int, int]]:
@@ -149,26 +126,26 @@ class TestTableColumns:
         assert table_columns(ch_client, migrated, dataset.table) == expected
 
 
-class TestLoadPartition:
+class TestLoad:
     def test_rerun_leaves_exactly_one_copy(self, ch_client, migrated):
         """Loading the same date twice leaves the second frame only, and no staging table."""
         dataset = sources.get("cm_bhavcopy")
-        load_partition(ch_client, dataset, DAY, bhavcopy_frame(DAY, ["A", "B", "C"]), migrated)
-        stats = load_partition(
+        load(ch_client, dataset, DAY, bhavcopy_frame(DAY, ["A", "B", "C"]), migrated)
+        stats = load(
             ch_client, dataset, DAY, bhavcopy_frame(DAY, ["A", "B", "C"], volume=1000), migrated
         )
         assert counts(ch_client, migrated) == {DAY: (3, 1000 + 1001 + 1002)}
         assert stats["table"] == f"{migrated}.cm_bhavcopy"
         assert stats["trade_date"] == "2024-07-05"
         assert stats["rows"] == 3
-        assert stats["seconds"] >= 0
+        assert stats["partitions"] == ["2024-07-05"]
         assert stage_tables(ch_client, migrated) == []
 
     def test_round_trips_values_and_nulls(self, ch_client, migrated):
         """What comes back equals the frame that went in, nulls included; loaded_at is set."""
         dataset = sources.get("cm_bhavcopy")
         frame = bhavcopy_frame(DAY, ["A", "B", "C", "D"])
-        load_partition(ch_client, dataset, DAY, frame, migrated)
+        load(ch_client, dataset, DAY, frame, migrated)
         back = query_polars(
             ch_client,
             f"SELECT * FROM {migrated}.cm_bhavcopy WHERE trade_date = %(d)s ORDER BY symbol",
@@ -180,28 +157,28 @@ class TestLoadPartition:
     def test_second_date_leaves_the_first_alone(self, ch_client, migrated):
         """Loading and reloading another date does not change the first date's rows."""
         dataset = sources.get("cm_bhavcopy")
-        load_partition(ch_client, dataset, DAY, bhavcopy_frame(DAY, ["A", "B"]), migrated)
-        load_partition(ch_client, dataset, NEXT_DAY, bhavcopy_frame(NEXT_DAY, ["X"]), migrated)
-        load_partition(ch_client, dataset, NEXT_DAY, bhavcopy_frame(NEXT_DAY, ["X", "Y"]), migrated)
+        load(ch_client, dataset, DAY, bhavcopy_frame(DAY, ["A", "B"]), migrated)
+        load(ch_client, dataset, NEXT_DAY, bhavcopy_frame(NEXT_DAY, ["X"]), migrated)
+        load(ch_client, dataset, NEXT_DAY, bhavcopy_frame(NEXT_DAY, ["X", "Y"]), migrated)
         assert counts(ch_client, migrated) == {DAY: (2, 201), NEXT_DAY: (2, 201)}
 
     def test_empty_frame_clears_the_date(self, ch_client, migrated):
         """An empty frame leaves the date with zero rows and other dates untouched."""
         dataset = sources.get("cm_bhavcopy")
-        load_partition(ch_client, dataset, DAY, bhavcopy_frame(DAY, ["A", "B"]), migrated)
-        load_partition(ch_client, dataset, NEXT_DAY, bhavcopy_frame(NEXT_DAY, ["X"]), migrated)
-        stats = load_partition(ch_client, dataset, DAY, bhavcopy_frame(DAY, []), migrated)
+        load(ch_client, dataset, DAY, bhavcopy_frame(DAY, ["A", "B"]), migrated)
+        load(ch_client, dataset, NEXT_DAY, bhavcopy_frame(NEXT_DAY, ["X"]), migrated)
+        stats = load(ch_client, dataset, DAY, bhavcopy_frame(DAY, []), migrated)
         assert stats["rows"] == 0
         assert counts(ch_client, migrated) == {NEXT_DAY: (1, 100)}
-        load_partition(ch_client, dataset, DAY, bhavcopy_frame(DAY, []), migrated)
+        load(ch_client, dataset, DAY, bhavcopy_frame(DAY, []), migrated)
 
     def test_frame_with_two_dates_is_refused(self, ch_client, migrated):
         """Rows of another date are refused before anything is written."""
         dataset = sources.get("cm_bhavcopy")
-        load_partition(ch_client, dataset, DAY, bhavcopy_frame(DAY, ["A"]), migrated)
+        load(ch_client, dataset, DAY, bhavcopy_frame(DAY, ["A"]), migrated)
         frame = pl.concat([bhavcopy_frame(DAY, ["A"]), bhavcopy_frame(NEXT_DAY, ["B"])])
         with pytest.raises(ValueError, match="2024-07-08"):
-            load_partition(ch_client, dataset, DAY, frame, migrated)
+            load(ch_client, dataset, DAY, frame, migrated)
         assert counts(ch_client, migrated) == {DAY: (1, 100)}
         assert stage_tables(ch_client, migrated) == []
 
@@ -209,29 +186,44 @@ class TestLoadPartition:
         """A frame whose rows all belong to another date is refused too."""
         dataset = sources.get("cm_bhavcopy")
         with pytest.raises(ValueError, match="one trade date at a time"):
-            load_partition(ch_client, dataset, DAY, bhavcopy_frame(NEXT_DAY, ["A"]), migrated)
+            load(ch_client, dataset, DAY, bhavcopy_frame(NEXT_DAY, ["A"]), migrated)
 
     def test_wrong_columns_are_refused(self, ch_client, migrated):
         """Missing and unexpected columns are both named in the error."""
         dataset = sources.get("cm_bhavcopy")
         frame = bhavcopy_frame(DAY, ["A"]).drop("isin").with_columns(pl.lit(1).alias("extra"))
         with pytest.raises(ValueError, match=r"missing \['isin'\], unexpected \['extra'\]"):
-            load_partition(ch_client, dataset, DAY, frame, migrated)
+            load(ch_client, dataset, DAY, frame, migrated)
         assert counts(ch_client, migrated) == {}
 
     def test_nulls_in_non_nullable_columns_are_refused(self, ch_client, migrated):
-        """A null close price is refused with the column's name, not a driver error."""
+        """A null symbol (a key column) is refused with the column's name, not a driver error."""
         dataset = sources.get("cm_bhavcopy")
-        frame = bhavcopy_frame(DAY, ["A"]).with_columns(pl.lit(None, pl.Float64).alias("close"))
-        with pytest.raises(ValueError, match=r"\['close'\]"):
-            load_partition(ch_client, dataset, DAY, frame, migrated)
+        frame = bhavcopy_frame(DAY, ["A"]).with_columns(pl.lit(None, pl.String).alias("symbol"))
+        with pytest.raises(ValueError, match=r"non-nullable column\(s\) \['symbol'\]"):
+            load(ch_client, dataset, DAY, frame, migrated)
+        assert counts(ch_client, migrated) == {}
+
+    def test_blank_numbers_load_as_nulls(self, ch_client, migrated):
+        """Numbers NSE left blank (null in silver, passed by the gate) reach the table as nulls."""
+        dataset = sources.get("cm_bhavcopy")
+        blank = ["open", "close", "volume", "turnover"]
+        frame = bhavcopy_frame(DAY, ["A", "B"]).with_columns(
+            pl.when(pl.col("symbol") == "B").then(pl.col(blank)).otherwise(None)
+        )
+        load(ch_client, dataset, DAY, frame, migrated)
+        back = query_polars(
+            ch_client,
+            f"SELECT symbol, {', '.join(blank)} FROM {migrated}.cm_bhavcopy ORDER BY symbol",
+        )
+        assert back.rows() == [("A", None, None, None, None), ("B", 10.0, 11.0, 101, 1e6)]
 
     def test_failed_replace_drops_the_stage_and_keeps_the_date(self, ch_client, migrated):
         """When the swap fails, the date keeps its rows and no staging table is left."""
         dataset = sources.get("cm_bhavcopy")
-        load_partition(ch_client, dataset, DAY, bhavcopy_frame(DAY, ["A"]), migrated)
+        load(ch_client, dataset, DAY, bhavcopy_frame(DAY, ["A"]), migrated)
         with pytest.raises(ConnectionError, match="lost"):
-            load_partition(
+            load(
                 FailingOn("REPLACE PARTITION", ch_client),
                 dataset,
                 DAY,
@@ -241,19 +233,84 @@ class TestLoadPartition:
         assert counts(ch_client, migrated) == {DAY: (1, 100)}
         assert stage_tables(ch_client, migrated) == []
 
-    def test_query_ids_carry_the_prefix(self, ch_client, migrated):
-        """With a prefix, every query of the load is findable in system.query_log."""
-        dataset = sources.get("cm_bhavcopy")
-        prefix = f"test.{migrated}"
-        load_partition(ch_client, dataset, DAY, bhavcopy_frame(DAY, ["A"]), migrated, prefix)
-        ch_client.execute("SYSTEM FLUSH LOGS")
+    def test_stage_left_by_a_dead_load_is_dropped(self, ch_client, migrated):
+        """A staging table an hour old (its load died) goes with the next load of the table;
+        a fresh one, a load still at work, stays."""
+        table = f"{migrated}.cm_bhavcopy"
+        old = f"cm_bhavcopy__stage_{int(time.time()) - 2 * 3600}_0123abcd"
+        fresh = f"cm_bhavcopy__stage_{int(time.time())}_4567abcd"
+        for stage in (old, fresh):
+            ch_client.execute(f"CREATE TABLE {migrated}.{stage} AS {table}")
+        load(ch_client, sources.get("cm_bhavcopy"), DAY, bhavcopy_frame(DAY, ["A"]), migrated)
+        assert stage_tables(ch_client, migrated) == [fresh]
+
+
+class TestYearPartitions:
+    def test_each_year_of_the_frame_is_replaced(self, ch_client, migrated):
+        """A list partitioned by year (holidays) replaces each year it holds; others stay."""
+        dataset = sources.get("holidays")
+
+        def holidays(*days: dt.date, description: str = "Holiday") -> pl.DataFrame:
+            return dataset.conform(
+                pl.DataFrame(
+                    {
+                        "date": list(days),
+                        "segment": ["CM"] * len(days),
+                        "description": [description] * len(days),
+                        "weekday": [d.strftime("%A") for d in days],
+                        "morning_session": [None] * len(days),
+                        "evening_session": [None] * len(days),
+                    }
+                )
+            )
+
+        first = holidays(dt.date(2024, 1, 26), dt.date(2025, 1, 26), dt.date(2025, 2, 26))
+        stats = load(ch_client, dataset, DAY, first, migrated)
+        assert stats["partitions"] == ["2024", "2025"]
+        load(ch_client, dataset, DAY, holidays(dt.date(2025, 3, 14), description="Holi"), migrated)
         rows = ch_client.execute(
-            "SELECT DISTINCT query_id FROM system.query_log WHERE query_id LIKE %(p)s",
-            {"p": prefix + ".%"},
+            f"SELECT date, description FROM {migrated}.{dataset.table} ORDER BY date"
         )
-        assert sorted(q for (q,) in rows) == [
-            f"{prefix}.{step}" for step in ("cleanup", "insert", "replace", "stage")
-        ]
+        assert rows == [(dt.date(2024, 1, 26), "Holiday"), (dt.date(2025, 3, 14), "Holi")]
+
+
+class TestInsertNew:
+    def test_rows_already_held_are_not_inserted_again(self, ch_client, migrated):
+        """Inserting overlapping frames by a key adds only the rows whose key is new."""
+        frame = bhavcopy_frame(DAY, ["A", "B"])
+        assert insert_new(ch_client, "cm_bhavcopy", frame, ["symbol"], migrated) == 2
+        again = pl.concat([frame, bhavcopy_frame(DAY, ["C"], volume=500)])
+        assert insert_new(ch_client, "cm_bhavcopy", again, ["symbol"], migrated) == 1
+        assert insert_new(ch_client, "cm_bhavcopy", again.clear(), ["symbol"], migrated) == 0
+        assert counts(ch_client, migrated) == {DAY: (3, 100 + 101 + 500)}
+
+    def test_lookup_is_bounded_to_the_frame_dates(self, ch_client, migrated):
+        """A key held on another date does not stop a row of this date."""
+        insert_new(ch_client, "cm_bhavcopy", bhavcopy_frame(DAY, ["A"]), ["symbol"], migrated)
+        frame = bhavcopy_frame(NEXT_DAY, ["A"])
+        assert insert_new(ch_client, "cm_bhavcopy", frame, ["symbol"], migrated) == 1
+
+
+class TestBlankNumbersMigration:
+    def test_loaded_rows_survive_and_take_nulls_after(self, ch_client, ch_database, tmp_path):
+        """Rows loaded before the blank-number migration keep their values through it, and the
+        columns it changes take nulls afterwards."""
+        before = tmp_path / "sql"
+        before.mkdir()
+        for path in SQL_DIR.glob("*.sql"):
+            if path.name < "0010":
+                (before / path.name).write_text(path.read_text())
+        migrate(ch_client, ch_database, before)
+        dataset = sources.get("cm_bhavcopy")
+        frame = bhavcopy_frame(DAY, ["A", "B"])
+        load(ch_client, dataset, DAY, frame, ch_database)
+        assert "0010_blank_numbers.sql" in migrate(ch_client, ch_database)
+        assert counts(ch_client, ch_database) == {DAY: (2, 201)}
+        blank = bhavcopy_frame(NEXT_DAY, ["X"]).with_columns(close=pl.lit(None, pl.Float64))
+        load(ch_client, dataset, NEXT_DAY, blank, ch_database)
+        assert ch_client.execute(
+            f"SELECT trade_date, close FROM {ch_database}.cm_bhavcopy ORDER BY trade_date, symbol"
+        ) == [(DAY, 11.0), (DAY, 11.0), (NEXT_DAY, None)]
 
 
 class TestQueryPolars:

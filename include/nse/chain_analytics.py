@@ -18,10 +18,12 @@ underlying's price and the max pain strike marked.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import polars as pl
 
+from include.nse.dates import nse_date_text
 from include.nse.sources.base import Column
 
 #: Strikes nearest the money whose put-call IV spread is averaged.
@@ -29,6 +31,9 @@ SPREAD_STRIKES = 5
 #: Strikes listed per side as the largest open interest build-up.
 BUILDUP_STRIKES = 3
 SNAPSHOT_KEY = ("trade_date", "underlying", "snapshot_ts", "expiry_date")
+#: The silver dataset read back, and the gold folder charts are drawn into.
+OPTION_CHAIN = "option_chain"
+CHARTS = "option_chain_charts"
 
 COLUMNS = (
     Column("trade_date", pl.Date, "Date", "Trading day of the snapshot."),
@@ -160,9 +165,10 @@ def draw_oi_chart(chain: pl.DataFrame, gold_row: dict, path: Path) -> Path:
             linestyle=":",
             label=f"Max pain {gold_row['max_pain']:,.0f}",
         )
+        at = gold_row["snapshot_ts"]
         ax.set_title(
-            f"{gold_row['underlying']} {gold_row['expiry_date']:%d-%b-%Y} open interest, "
-            f"{gold_row['snapshot_ts']:%d-%b-%Y %H:%M:%S} IST (PCR {gold_row['pcr_oi'] or 0:.2f})"
+            f"{gold_row['underlying']} {nse_date_text(gold_row['expiry_date'])} open interest, "
+            f"{nse_date_text(at)} {at:%H:%M:%S} IST (PCR {gold_row['pcr_oi'] or 0:.2f})"
         )
         ax.set_xlabel("Strike")
         ax.set_ylabel("Open interest (contracts)")
@@ -175,3 +181,48 @@ def draw_oi_chart(chain: pl.DataFrame, gold_row: dict, path: Path) -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+# ---- reading back --------------------------------------------------------------------------
+def latest_chain(
+    lake,
+    underlying: str,
+    trade_date: dt.date | None = None,
+    expiry: dt.date | None = None,
+) -> pl.DataFrame:
+    """The latest stored snapshot of one expiry (the nearest, unless given) of an underlying."""
+    if trade_date is None:
+        held = [
+            d
+            for d in lake.silver_dates(OPTION_CHAIN)
+            if lake.partition("silver", OPTION_CHAIN, d, f"underlying={underlying}").exists()
+        ]
+        if not held:
+            raise FileNotFoundError(f"no option chain of {underlying} in {lake.root}")
+        trade_date = held[-1]
+    directory = lake.partition("silver", OPTION_CHAIN, trade_date, f"underlying={underlying}")
+    if not any(directory.glob("*.parquet")):
+        raise FileNotFoundError(f"no option chain of {underlying} for {trade_date} in {directory}")
+    chain = pl.read_parquet(directory / "*.parquet")
+    if expiry is None:
+        expiry = chain["expiry_date"].min()
+    chain = chain.filter(pl.col("expiry_date") == expiry)
+    if chain.is_empty():
+        raise FileNotFoundError(f"no {expiry} expiry of {underlying} on {trade_date}")
+    return chain.filter(pl.col("snapshot_ts") == pl.col("snapshot_ts").max())
+
+
+def chart_latest(
+    lake,
+    underlying: str,
+    trade_date: dt.date | None = None,
+    expiry: dt.date | None = None,
+) -> Path:
+    """Draw the latest snapshot's OI by strike into the gold lake; returns the PNG's path."""
+    chain = latest_chain(lake, underlying, trade_date, expiry)
+    gold = analytics(chain).row(0, named=True)
+    at = gold["snapshot_ts"]
+    path = lake.partition("gold", CHARTS, gold["trade_date"], f"underlying={underlying}") / (
+        f"{gold['expiry_date'].isoformat()}_{at:%H%M%S}.png"
+    )
+    return draw_oi_chart(chain, gold, path)

@@ -4,12 +4,13 @@
     python -m include.nse fetch cm_bhavcopy --date 2024-07-05
     python -m include.nse ingest cm_bhavcopy --date 2024-07-01 --to 2024-07-05
     python -m include.nse warehouse migrate
-    python -m include.nse generate --from 2024-07-01 --to 2024-07-31 --out /tmp/nse
-    python -m include.nse standin --root /tmp/nse --port 8765
     python -m include.nse chart option-chain --underlying NIFTY
+    python -m include.nse members "NIFTY 50" --date 2025-06-30
 
-Every command prints one JSON line per result on stdout. Bad input exits with status 1 and a
-message on stderr that names the file, line or column.
+`ingest` runs the same gated chain as the DAGs (fetch, bronze, parse, silver, quality gate,
+load, and the dataset's own steps after it): a day that fails a critical expectation loads
+nothing. Every command prints one JSON line per result on stdout. A failure exits with status 1
+and a message on stderr that names the dataset and date, or the file, line and column.
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ import datetime as dt
 import json
 import logging
 import os
+import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
 from include.nse import sources
 from include.nse.config import Settings
-from include.nse.errors import FetchError, NotPublished, NSEError
+from include.nse.errors import InHistory, NotPublished, NSEError
 
 
 def _emit(payload: dict) -> None:
@@ -41,127 +45,191 @@ def _date(_ctx, _param, value):
         raise click.BadParameter(f"{value!r} is not a date like 2024-07-05") from None
 
 
-def clickhouse_client_from_env():
-    """A clickhouse-driver client from CLICKHOUSE_HOST/PORT/USER/PASSWORD (defaults: local)."""
+def clickhouse_settings() -> dict:
+    """Where ClickHouse is for the command line: CLICKHOUSE_HOST/PORT/USER/PASSWORD."""
+    return {
+        "host": os.environ.get("CLICKHOUSE_HOST", "127.0.0.1"),
+        "port": int(os.environ.get("CLICKHOUSE_PORT", "9000")),
+        "user": os.environ.get("CLICKHOUSE_USER", "default"),
+        "password": os.environ.get("CLICKHOUSE_PASSWORD", ""),
+    }
+
+
+@contextmanager
+def clickhouse_client() -> Iterator:
+    """A connected clickhouse-driver client for the command line, disconnected on exit."""
     from clickhouse_driver import Client
 
-    return Client(
-        host=os.environ.get("CLICKHOUSE_HOST", "127.0.0.1"),
-        port=int(os.environ.get("CLICKHOUSE_PORT", "9000")),
-        user=os.environ.get("CLICKHOUSE_USER", "default"),
-        password=os.environ.get("CLICKHOUSE_PASSWORD", ""),
-        client_name="nse-cli",
-    )
+    client = Client(**clickhouse_settings(), client_name="nse-cli")
+    try:
+        yield client
+    finally:
+        client.disconnect()
 
 
 def _database() -> str:
     return os.environ.get("CLICKHOUSE_DATABASE", "nse")
 
 
+def _warehouse():
+    from include.nse.warehouse import Warehouse
+
+    return Warehouse(clickhouse_client, _database())
+
+
+def _clickhouse_failure(exc: BaseException, what: str) -> click.ClickException:
+    where = "{host}:{port}".format(**clickhouse_settings())
+    reason = " ".join(str(exc).split("Stack trace:")[0].split()) or type(exc).__name__
+    return click.ClickException(f"ClickHouse at {where} failed {what}: {reason}")
+
+
+def _warehouse_errors() -> tuple[type[BaseException], ...]:
+    from clickhouse_driver.errors import Error
+
+    return (Error, OSError, EOFError, socket.timeout)
+
+
 dataset_argument = click.argument("dataset", type=click.Choice(sources.names()))
+item_option = click.option(
+    "--item",
+    "items",
+    multiple=True,
+    help="An index or underlying to cover (datasets that take a list); repeat for more.",
+)
 
 
 @click.group()
-@click.option("-v", "--verbose", is_flag=True, help="Log requests and retries to stderr.")
+@click.option("-v", "--verbose", is_flag=True, help="Log requests, retries and checks to stderr.")
 def cli(verbose: bool) -> None:
-    """NSE market data: fetch, parse and load NSE's files."""
+    """NSE market data: fetch, parse, check and load NSE's files."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:
+        # The driver logs a refused connection with its traceback; our own message says it.
+        logging.getLogger("clickhouse_driver.connection").setLevel(logging.ERROR)
 
 
 @cli.command()
 @dataset_argument
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--date", "trade_date", callback=_date, help="Refuse rows of any other date.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the silver rows to this Parquet file.",
+    help="Write the silver rows to this Parquet file (through a temporary name).",
 )
-def parse(dataset: str, file: Path, out: Path | None) -> None:
+def parse(dataset: str, file: Path, trade_date: dt.date | None, out: Path | None) -> None:
     """Parse FILE (as NSE serves it, zipped or not) into silver form."""
+    from polars.exceptions import PolarsError
+
+    from include.nse.lake import write_parquet
     from include.nse.pipeline import parse_file
 
     try:
-        df = parse_file(sources.get(dataset), file)
+        df = parse_file(sources.get(dataset), file.read_bytes(), file.name, trade_date)
     except NSEError as e:
         raise click.ClickException(str(e)) from None
+    except OSError as e:
+        raise click.ClickException(f"cannot read {file}: {e.strerror or e}") from None
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        df.write_parquet(out)
+        try:
+            write_parquet(out, df)
+        # polars reports a failed write of its own (a full disk, a file size limit) as its error.
+        except (OSError, PolarsError) as e:
+            raise click.ClickException(
+                f"cannot write {out}: {getattr(e, 'strerror', None) or e}"
+            ) from None
     _emit({"dataset": dataset, "rows": df.height, "path": str(out) if out else None})
 
 
-def _dates(start: dt.date, end: dt.date | None) -> list[dt.date]:
+def _days(dataset: str, start: dt.date, end: dt.date | None) -> list[dt.date]:
+    """The dataset's trading days from `start` to `end`; every day for one not per trading day."""
+    from include.nse.calendar import default_calendar
+
     end = end or start
     if end < start:
         raise click.BadParameter(f"--to {end} is before --date {start}")
-    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    segment = sources.get(dataset).segment
+    if segment is None or start == end:
+        return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    return default_calendar().trading_days(start, end, segment)
+
+
+def _context(with_warehouse: bool):
+    from include.nse.pipeline import Context
+
+    return Context(Settings.from_env(), _warehouse() if with_warehouse else None)
 
 
 @cli.command()
 @dataset_argument
 @click.option("--date", "start", required=True, callback=_date, help="Trade date, YYYY-MM-DD.")
 @click.option("--to", "end", callback=_date, help="Last trade date of a range.")
-def fetch(dataset: str, start: dt.date, end: dt.date | None) -> None:
-    """Fetch a dataset's file for a date (or range) into bronze."""
-    from include.nse.client import NSEClient
-    from include.nse.lake import Lake
-    from include.nse.pipeline import fetch_to_bronze
+@item_option
+def fetch(dataset: str, start: dt.date, end: dt.date | None, items: tuple[str, ...]) -> None:
+    """Fetch a dataset's files for a date (or each trading day of a range) into bronze."""
+    from include.nse import pipeline
+    from include.nse.sources.base import Request
 
-    settings = Settings.from_env()
-    ds = sources.get(dataset)
-    with NSEClient(settings) as client:
-        for day in _dates(start, end):
-            try:
-                _emit(fetch_to_bronze(client, Lake(settings.lake_root), ds, day))
-            except NotPublished as e:
-                _emit({"dataset": dataset, "trade_date": day.isoformat(), "skipped": e.reason})
-            except FetchError as e:
-                raise click.ClickException(str(e)) from None
+    ctx, ds = _context(False), sources.get(dataset)
+    for day in _days(dataset, start, end):
+        try:
+            _emit(pipeline.fetch(ctx, ds, Request(day, items)))
+        except (NotPublished, InHistory) as e:
+            _emit({"dataset": dataset, "trade_date": day.isoformat(), "skipped": e.reason})
+        except NSEError as e:
+            raise click.ClickException(f"{dataset} {day}: {e}") from None
 
 
 @cli.command()
 @dataset_argument
 @click.option("--date", "start", required=True, callback=_date, help="Trade date, YYYY-MM-DD.")
 @click.option("--to", "end", callback=_date, help="Last trade date of a range.")
-def ingest(dataset: str, start: dt.date, end: dt.date | None) -> None:
-    """Fetch, parse and load a dataset for a date (or range), without Airflow.
+@item_option
+def ingest(dataset: str, start: dt.date, end: dt.date | None, items: tuple[str, ...]) -> None:
+    """Fetch, parse, check and load a dataset for a date (or each trading day of a range).
 
-    ClickHouse comes from CLICKHOUSE_HOST/PORT/USER/PASSWORD/DATABASE.
+    Each day runs the gated chain on its own: a day that fails a critical expectation (or
+    cannot be fetched or parsed) loads nothing and is reported, the others go on, and the
+    command then exits 1 naming the days that failed. ClickHouse comes from
+    CLICKHOUSE_HOST/PORT/USER/PASSWORD/DATABASE.
     """
-    from include.nse import warehouse
-    from include.nse.client import NSEClient
-    from include.nse.lake import Lake
-    from include.nse.pipeline import ingest as run
+    from include.nse import pipeline
+    from include.nse.sources.base import Request
 
-    settings = Settings.from_env()
-    ds = sources.get(dataset)
-    ch = clickhouse_client_from_env()
-    try:
-        warehouse.migrate(ch, _database())
-        with NSEClient(settings) as client:
-            for day in _dates(start, end):
-                try:
-                    stats = run(client, Lake(settings.lake_root), ch, ds, day, _database())
-                except NotPublished as e:
-                    _emit({"dataset": dataset, "trade_date": day.isoformat(), "skipped": e.reason})
-                    continue
-                _emit(
-                    {
-                        "dataset": dataset,
-                        "trade_date": day.isoformat(),
-                        "rows": stats["load"]["rows"],
-                        "bronze": stats["fetch"]["path"],
-                        "silver": stats["parse"]["path"],
-                    }
-                )
-    except NSEError as e:
-        raise click.ClickException(str(e)) from None
-    finally:
-        ch.disconnect()
+    ctx, ds = _context(True), sources.get(dataset)
+    failed = []
+    for day in _days(dataset, start, end):
+        line = {"dataset": dataset, "trade_date": day.isoformat()}
+        try:
+            done = pipeline.run(ctx, ds, Request(day, items))
+        except NotPublished as e:
+            _emit(line | {"skipped": e.reason})
+            continue
+        except NSEError as e:
+            failed.append((day.isoformat(), str(e)))
+            _emit(line | {"failed": str(e)})
+            continue
+        except _warehouse_errors() as e:
+            raise _clickhouse_failure(e, f"while loading {dataset} for {day}") from None
+        _emit(
+            line
+            | {
+                "rows": done["load"]["rows"],
+                "warnings": len(done["validate"]["warnings"]),
+                "bronze": [f["path"] for f in done["fetch"]["files"]],
+                "silver": done["parse"]["silver"],
+            }
+        )
+    if failed:
+        days = ", ".join(day for day, _ in failed)
+        reasons = "".join(f"\n  {day}: {reason}" for day, reason in failed)
+        raise click.ClickException(
+            f"{dataset}: {len(failed)} day(s) failed and were not loaded: {days}{reasons}"
+        )
 
 
 @cli.group(name="warehouse")
@@ -175,12 +243,28 @@ def migrate(database: str | None) -> None:
     """Create the database and apply pending DDL from include/sql."""
     from include.nse import warehouse
 
-    ch = clickhouse_client_from_env()
+    database = database or _database()
     try:
-        applied = warehouse.migrate(ch, database or _database())
-    finally:
-        ch.disconnect()
-    _emit({"database": database or _database(), "applied": applied})
+        with clickhouse_client() as client:
+            applied = warehouse.migrate(client, database)
+    except _warehouse_errors() as e:
+        raise _clickhouse_failure(e, f"while migrating {database}") from None
+    _emit({"database": database, "applied": applied})
+
+
+@cli.command()
+@click.argument("index_name")
+@click.option("--date", "day", required=True, callback=_date, help="The day, YYYY-MM-DD.")
+def members(index_name: str, day: dt.date) -> None:
+    """The members of INDEX_NAME (as NSE spells it: "NIFTY 50") on a day, from the warehouse."""
+    from include.nse.index_membership import members_on
+
+    try:
+        with clickhouse_client() as client:
+            symbols = members_on(client, index_name, day, _database())
+    except _warehouse_errors() as e:
+        raise _clickhouse_failure(e, f"while reading {index_name} on {day}") from None
+    _emit({"index_name": index_name, "date": day.isoformat(), "members": symbols})
 
 
 @cli.group(name="chart")
@@ -194,8 +278,8 @@ def chart_group() -> None:
 @click.option("--expiry", callback=_date, help="Expiry, YYYY-MM-DD (default: the nearest).")
 def chart_option_chain(underlying: str, trade_date: dt.date | None, expiry: dt.date | None) -> None:
     """Open interest by strike of the latest snapshot of UNDERLYING, as a PNG in gold."""
+    from include.nse.chain_analytics import chart_latest
     from include.nse.lake import Lake
-    from include.nse.option_chain import chart_latest
 
     lake = Lake(Settings.from_env().lake_root)
     try:
@@ -203,17 +287,6 @@ def chart_option_chain(underlying: str, trade_date: dt.date | None, expiry: dt.d
     except FileNotFoundError as e:
         raise click.ClickException(str(e)) from None
     _emit({"underlying": underlying, "path": str(path)})
-
-
-def _register_tools() -> None:
-    from include.nse.generate import generate_command
-    from include.nse.standin import standin_command
-
-    cli.add_command(generate_command, "generate")
-    cli.add_command(standin_command, "standin")
-
-
-_register_tools()
 
 
 def main() -> None:

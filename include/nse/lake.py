@@ -2,35 +2,51 @@
 
 Layout under one root (a local path):
 
-    bronze/<dataset>/trade_date=YYYY-MM-DD/<NSE's file name>
-    bronze/<dataset>/trade_date=YYYY-MM-DD/_manifest.json     one entry per fetch
+    bronze/<dataset>/trade_date=YYYY-MM-DD/[<part>/]<NSE's file name>
+    bronze/<dataset>/trade_date=YYYY-MM-DD/[<part>/]_manifest.json     one entry per fetch
     silver/<dataset>/trade_date=YYYY-MM-DD/part-0.parquet
+    silver/<dataset>/trade_date=YYYY-MM-DD/<part>/<HHMMSS_micros>.parquet   (intraday snapshots)
+    quality/<dataset>/trade_date=YYYY-MM-DD/validation.json
     gold/<dataset>/...
 
-Datasets fetched many times a day per underlying (option chains) add an `underlying=X` level
-below the date, each with its own manifest, and grow their silver partitions file by file
-(`write_part`) instead of replacing them.
+A `<part>` folder (`index=nifty50`, `underlying=NIFTY`) splits a date that NSE publishes as
+several files, so each keeps its own manifest. Bronze is append-only: a re-fetch with identical
+bytes only adds a manifest entry; one with different bytes keeps the earlier file under
+`_superseded/`. Manifests are read, changed and rewritten under a lock on their folder, so two
+processes fetching one date never lose each other's entries.
 
-Bronze is append-only: a re-fetch with identical bytes only adds a manifest entry; one with
-different bytes keeps the earlier file under `_superseded/`. A fetch cycle of many responses
-writes through a `BronzeBatch`, which rewrites each manifest once per cycle, not once per
-response. Silver partitions are written to a temporary directory and renamed into place, so
-readers never see half a partition and a rerun replaces the partition whole.
+Every file is written to a temporary name in its folder and renamed into place, so a reader sees
+the old file or the new one, never half of one; a silver partition is one file replaced whole,
+so a rerun replaces it and concurrent rewrites of one date leave one complete partition.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import fcntl
 import json
 import os
-import shutil
+import re
+import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import polars as pl
+
+from include.nse.errors import ParseError
+from include.nse.payload import digest
+
+SILVER_FILE = "part-0.parquet"
+MANIFEST = "_manifest.json"
+_LOCK = "_manifest.lock"
+#: A part folder: `name=value`, the value a single path component.
+_PART = re.compile(r"[a-z_]+=[^/\\\x00]+")
+#: Temporary files older than this were left by a writer that died; the next write removes them.
+STALE_TEMP_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -47,36 +63,110 @@ class BronzeRecord:
     size: int
     sha256: str
     fetched_at: str
+    part: str | None = None
+    #: Response headers worth keeping (Last-Modified dates some files).
+    headers: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, entry: dict) -> BronzeRecord:
+        """A manifest entry, also one written before `part` and `headers` were recorded."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in entry.items() if k in known})
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _keep_bronze(path: Path, content: bytes, digest: str) -> None:
-    """Write `content` at `path`; bytes already there that differ go to `_superseded/` first."""
-    if path.exists():
-        old = path.read_bytes()
-        old_digest = sha256_bytes(old)
-        if old_digest != digest:
-            keep = path.parent / "_superseded" / f"{old_digest[:16]}-{path.name}"
-            _atomic_write_bytes(keep, old)
-            _atomic_write_bytes(path, content)
-    else:
-        _atomic_write_bytes(path, content)
+    def read(self) -> bytes:
+        """The file's bytes, refused unless they are the ones the manifest recorded."""
+        data = Path(self.path).read_bytes()
+        if digest(data) != self.sha256:
+            raise ParseError(
+                self.file_name, "bronze file does not match the sha256 in its manifest"
+            )
+        return data
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def check_part(part: str | None) -> str | None:
+    if part is not None and (
+        not _PART.fullmatch(part) or part.split("=", 1)[1].startswith((".", "_"))
+    ):
+        raise ValueError(f"unsafe part {part!r} for a lake path; expected name=value")
+    return part
+
+
+def check_file_name(name: str) -> str:
+    """A file name from a URL or a caller, refused unless it stays in its folder."""
+    if not name or "/" in name or "\\" in name or "\x00" in name or name.startswith((".", "_")):
+        raise ValueError(f"unsafe file name {name!r} for the lake")
+    return name
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write `data` at `path` through a temporary name in the same folder, fsynced, renamed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: Path, document: object) -> Path:
+    return atomic_write_bytes(path, json.dumps(document, indent=2, default=str).encode() + b"\n")
+
+
+def write_parquet(path: Path, df: pl.DataFrame) -> Path:
+    """`df` at `path` through a temporary name; a failed write leaves `path` as it was."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(path.parent)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        df.write_parquet(tmp, compression="zstd", statistics=True)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _remove_stale_temps(directory: Path) -> None:
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for tmp in directory.glob(".*.tmp"):
+        try:
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+        except FileNotFoundError:
+            pass
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """An exclusive lock on a bronze folder, between threads and processes alike."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / _LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _keep_bronze(path: Path, content: bytes, sha256: str) -> None:
+    """Write `content` at `path`; bytes already there that differ go to `_superseded/` first."""
+    with _locked(path.parent):
+        if path.exists():
+            old = path.read_bytes()
+            old_digest = digest(old)
+            if old_digest == sha256:
+                return
+            atomic_write_bytes(path.parent / "_superseded" / f"{old_digest[:16]}-{path.name}", old)
+        atomic_write_bytes(path, content)
 
 
 def _fsync_directory(path: Path) -> None:
@@ -94,26 +184,19 @@ class Lake:
 
     # ---- paths -------------------------------------------------------------------------------
     def partition(
-        self, layer: str, dataset: str, trade_date: dt.date, underlying: str | None = None
+        self, layer: str, dataset: str, trade_date: dt.date, part: str | None = None
     ) -> Path:
         path = self.root / layer / dataset / f"trade_date={trade_date.isoformat()}"
-        if underlying is None:
-            return path
-        if "/" in underlying or underlying.startswith((".", "_")) or not underlying:
-            raise ValueError(f"unsafe underlying {underlying!r} for a lake path")
-        return path / f"underlying={underlying}"
+        return path if check_part(part) is None else path / part
 
-    def bronze_dir(self, dataset: str, trade_date: dt.date, underlying: str | None = None) -> Path:
-        return self.partition("bronze", dataset, trade_date, underlying)
-
-    def silver_dir(self, dataset: str, trade_date: dt.date) -> Path:
-        return self.partition("silver", dataset, trade_date)
+    def bronze_dir(self, dataset: str, trade_date: dt.date, part: str | None = None) -> Path:
+        return self.partition("bronze", dataset, trade_date, part)
 
     def silver_path(self, dataset: str, trade_date: dt.date) -> Path:
-        return self.silver_dir(dataset, trade_date) / "part-0.parquet"
+        return self.partition("silver", dataset, trade_date) / SILVER_FILE
 
     # ---- bronze ------------------------------------------------------------------------------
-    def write_bronze(
+    def bronze_record(
         self,
         dataset: str,
         trade_date: dt.date,
@@ -123,47 +206,12 @@ class Lake:
         url: str,
         status: int = 200,
         content_type: str = "",
+        headers: dict | None = None,
         fetched_at: dt.datetime | None = None,
-        underlying: str | None = None,
+        part: str | None = None,
     ) -> BronzeRecord:
-        """Keep raw bytes exactly as served and record the fetch in the partition's manifest."""
-        record = self._bronze_record(
-            dataset,
-            trade_date,
-            file_name,
-            content,
-            url=url,
-            status=status,
-            content_type=content_type,
-            fetched_at=fetched_at,
-            underlying=underlying,
-        )
-        _keep_bronze(Path(record.path), content, record.sha256)
-        self._append_manifest(Path(record.path).parent, [record])
-        return record
-
-    def bronze_batch(self, workers: int = 8) -> BronzeBatch:
-        """Bronze writes of many responses, each manifest rewritten once: `with lake.bronze_batch()
-        as batch: batch.write(...)`."""
-        return BronzeBatch(self, workers)
-
-    def _bronze_record(
-        self,
-        dataset: str,
-        trade_date: dt.date,
-        file_name: str,
-        content: bytes,
-        *,
-        url: str,
-        status: int,
-        content_type: str,
-        fetched_at: dt.datetime | None,
-        underlying: str | None,
-    ) -> BronzeRecord:
-        if "/" in file_name or file_name.startswith((".", "_")):
-            raise ValueError(f"unsafe bronze file name {file_name!r}")
-        fetched_at = fetched_at or dt.datetime.now(dt.UTC)
-        path = self.bronze_dir(dataset, trade_date, underlying) / file_name
+        """The record of bytes about to be kept, their lake path validated first."""
+        path = self.bronze_dir(dataset, trade_date, part) / check_file_name(file_name)
         return BronzeRecord(
             dataset=dataset,
             trade_date=trade_date.isoformat(),
@@ -173,79 +221,85 @@ class Lake:
             status=status,
             content_type=content_type,
             size=len(content),
-            sha256=sha256_bytes(content),
-            fetched_at=fetched_at.isoformat(),
+            sha256=digest(content),
+            fetched_at=(fetched_at or dt.datetime.now(dt.UTC)).isoformat(),
+            part=part,
+            headers=dict(headers or {}),
         )
+
+    def write_bronze(
+        self, dataset: str, trade_date: dt.date, file_name: str, content: bytes, **meta
+    ) -> BronzeRecord:
+        """Keep raw bytes exactly as served and record the fetch in the folder's manifest."""
+        record = self.bronze_record(dataset, trade_date, file_name, content, **meta)
+        _keep_bronze(Path(record.path), content, record.sha256)
+        self._append_manifest(Path(record.path).parent, [record])
+        return record
+
+    def bronze_batch(self, workers: int = 8) -> BronzeBatch:
+        """Bronze writes of many responses, each manifest rewritten once: `with lake.bronze_batch()
+        as batch: batch.write(...)`."""
+        return BronzeBatch(self, workers)
 
     @staticmethod
     def _append_manifest(directory: Path, records: list[BronzeRecord]) -> None:
-        path = directory / "_manifest.json"
-        manifest = json.loads(path.read_text()) if path.exists() else []
-        manifest.extend(record.to_dict() for record in records)
-        _atomic_write_bytes(path, json.dumps(manifest, indent=2).encode() + b"\n")
+        path = directory / MANIFEST
+        with _locked(directory):
+            manifest = json.loads(path.read_text()) if path.exists() else []
+            manifest.extend(record.to_dict() for record in records)
+            atomic_write_bytes(path, json.dumps(manifest, indent=2).encode() + b"\n")
 
     def bronze_manifest(
-        self, dataset: str, trade_date: dt.date, underlying: str | None = None
+        self, dataset: str, trade_date: dt.date, part: str | None = None
     ) -> list[dict]:
-        path = self.bronze_dir(dataset, trade_date, underlying) / "_manifest.json"
+        path = self.bronze_dir(dataset, trade_date, part) / MANIFEST
         return json.loads(path.read_text()) if path.exists() else []
 
-    def latest_bronze(self, dataset: str, trade_date: dt.date) -> BronzeRecord:
-        """The most recent fetch of a partition; its file holds exactly those bytes."""
-        manifest = self.bronze_manifest(dataset, trade_date)
+    def latest_bronze(
+        self, dataset: str, trade_date: dt.date, part: str | None = None
+    ) -> BronzeRecord:
+        """The most recent fetch of a folder; its file holds exactly those bytes."""
+        manifest = self.bronze_manifest(dataset, trade_date, part)
         if not manifest:
             raise FileNotFoundError(
                 f"no bronze file for {dataset} on {trade_date}: "
-                f"{self.bronze_dir(dataset, trade_date)} has no manifest"
+                f"{self.bronze_dir(dataset, trade_date, part)} has no manifest"
             )
-        return BronzeRecord(**manifest[-1])
+        return BronzeRecord.from_dict(manifest[-1])
+
+    def current_bronze(self, dataset: str, trade_date: dt.date) -> list[BronzeRecord]:
+        """The latest fetch of the date's folder and of each of its part folders."""
+        base = self.bronze_dir(dataset, trade_date)
+        parts = [None] if (base / MANIFEST).exists() else []
+        parts += sorted(p.name for p in base.glob("*=*") if (p / MANIFEST).exists())
+        return [self.latest_bronze(dataset, trade_date, part) for part in parts]
 
     # ---- silver ------------------------------------------------------------------------------
     def write_silver(self, dataset: str, trade_date: dt.date, df: pl.DataFrame) -> Path:
         """Replace a silver partition whole and atomically."""
-        target = self.silver_dir(dataset, trade_date)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex}"
-        tmp.mkdir()
-        try:
-            df.write_parquet(tmp / "part-0.parquet", compression="zstd", statistics=True)
-            if target.exists():
-                old = target.parent / f".old-{target.name}-{uuid.uuid4().hex}"
-                os.rename(target, old)
-                os.rename(tmp, target)
-                shutil.rmtree(old)
-            else:
-                os.rename(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return target / "part-0.parquet"
+        return write_parquet(self.silver_path(dataset, trade_date), df)
 
     def write_part(
         self,
         layer: str,
         dataset: str,
         trade_date: dt.date,
-        underlying: str,
+        part: str,
         name: str,
         df: pl.DataFrame,
     ) -> Path:
         """Add (or replace) one named Parquet file of a partition that grows over the day."""
-        if "/" in name or name.startswith((".", "_")) or not name.endswith(".parquet"):
-            raise ValueError(f"unsafe part name {name!r}")
-        path = self.partition(layer, dataset, trade_date, underlying) / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{name}.{uuid.uuid4().hex}.tmp")
-        try:
-            df.write_parquet(tmp, compression="zstd", statistics=True)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return path
+        if not check_file_name(name).endswith(".parquet"):
+            raise ValueError(f"unsafe part file name {name!r}")
+        return write_parquet(self.partition(layer, dataset, trade_date, part) / name, df)
 
     def read_silver(self, dataset: str, trade_date: dt.date) -> pl.DataFrame:
         return pl.read_parquet(self.silver_path(dataset, trade_date))
+
+    def silver_rows(self, dataset: str, trade_date: dt.date) -> int:
+        return (
+            pl.scan_parquet(self.silver_path(dataset, trade_date)).select(pl.len()).collect()[0, 0]
+        )
 
     def silver_dates(self, dataset: str) -> list[dt.date]:
         base = self.root / "silver" / dataset
@@ -263,10 +317,10 @@ class BronzeBatch:
 
     Each file still goes to a temporary name, is fsynced and renamed into place, but on worker
     threads, so that the file system commits many fsyncs at once instead of one per response;
-    each partition's manifest is rewritten once, when the batch closes, with every record of
-    the batch whose file was written, and the partitions' directories are then fsynced so the
-    renames are durable too. `write` returns at once; `written` waits for one file (before
-    parsing it). Closing waits for every file and raises the first write that failed.
+    each folder's manifest is rewritten once, when the batch closes, with every record of the
+    batch whose file was written, and the folders are then fsynced so the renames are durable
+    too. `write` returns at once; `written` waits for one file (before parsing it). Closing waits
+    for every file and raises the first write that failed.
     """
 
     def __init__(self, lake: Lake, workers: int = 8) -> None:
@@ -282,30 +336,10 @@ class BronzeBatch:
         self.close()
 
     def write(
-        self,
-        dataset: str,
-        trade_date: dt.date,
-        file_name: str,
-        content: bytes,
-        *,
-        url: str,
-        status: int = 200,
-        content_type: str = "",
-        fetched_at: dt.datetime | None = None,
-        underlying: str | None = None,
+        self, dataset: str, trade_date: dt.date, file_name: str, content: bytes, **meta
     ) -> BronzeRecord:
         """Queue raw bytes for bronze; the record names where they go."""
-        record = self._lake._bronze_record(
-            dataset,
-            trade_date,
-            file_name,
-            content,
-            url=url,
-            status=status,
-            content_type=content_type,
-            fetched_at=fetched_at,
-            underlying=underlying,
-        )
+        record = self._lake.bronze_record(dataset, trade_date, file_name, content, **meta)
         earlier = self._writes.get(record.path)
         if earlier is not None:
             earlier.exception()
@@ -315,10 +349,10 @@ class BronzeBatch:
         self._records.append(record)
         return record
 
-    def written(self, path: str | os.PathLike) -> Path:
-        """Wait until the bytes queued for `path` are on disk under that name."""
-        self._writes[str(path)].result()
-        return Path(path)
+    def written(self, record: BronzeRecord) -> BronzeRecord:
+        """Wait until the bytes queued for `record` are on disk under its name."""
+        self._writes[record.path].result()
+        return record
 
     def close(self) -> None:
         try:

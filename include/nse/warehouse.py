@@ -10,22 +10,28 @@ target, and `ALTER TABLE ... REPLACE PARTITION` swaps that date's partition in w
 replaces the date instead of adding a copy, readers see either the old rows or the new ones, and
 dates loading at the same time never touch each other's partitions. A worker killed between
 creating and dropping its staging table leaves a `<table>__stage_<hex>` table behind; such tables
-are safe to drop.
+are dropped by the next load of that table once they are an hour old (`STALE_STAGE_SECONDS`),
+which no live load comes near.
+
+`Warehouse` is the database a pipeline run loads into: how to connect (an Airflow hook's
+task-tagged client, or the command line's) and which database, migrated once per process.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
+
+from include.nse.payload import digest
 
 if TYPE_CHECKING:
     from clickhouse_driver import Client
@@ -37,6 +43,9 @@ log = logging.getLogger(__name__)
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 #: The column every dataset table is partitioned by.
 PARTITION_COLUMN = "trade_date"
+#: A staging table older than this was left by a load that died.
+STALE_STAGE_SECONDS = 3600
+_STAGE = re.compile(r"__stage_(\d{10})_[0-9a-f]{8}$")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # A statement ends with `;` at the end of a line; comment lines are dropped before splitting.
@@ -45,6 +54,27 @@ _STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
 
 class MigrationError(RuntimeError):
     """An applied migration file no longer matches what was applied."""
+
+
+class Warehouse:
+    """A ClickHouse database and how to reach it: `connect()` gives a context manager yielding a
+    connected client whose default database always exists (`default`), so the first session can
+    create this one. The schema is migrated on the first session."""
+
+    def __init__(
+        self, connect: Callable[[], AbstractContextManager[Client]], database: str = "nse"
+    ) -> None:
+        self.connect = connect
+        self.database = identifier(database)
+        self._migrated = False
+
+    @contextmanager
+    def session(self) -> Iterator[Client]:
+        with self.connect() as client:
+            if not self._migrated:
+                migrate(client, self.database)
+                self._migrated = True
+            yield client
 
 
 def identifier(name: str) -> str:
@@ -67,7 +97,7 @@ def split_statements(sql: str) -> list[str]:
 
 
 def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return digest(path.read_bytes())
 
 
 def applied_migrations(client: Client, database: str = "nse") -> dict[str, str]:
@@ -150,7 +180,7 @@ def to_columns(data: Any) -> dict[str, list]:
     return columns
 
 
-def insert_columns(client: Client, table: str, data: Any, *, query_id: str | None = None) -> int:
+def insert_columns(client: Client, table: str, data: Any) -> int:
     """Insert whole columns into `table` (`name` or `database.name`) in one batch; rows sent."""
     columns = to_columns(data)
     if not columns:
@@ -161,7 +191,6 @@ def insert_columns(client: Client, table: str, data: Any, *, query_id: str | Non
             f"INSERT INTO {qualified_name(table)} ({', '.join(map(identifier, columns))}) VALUES",
             list(columns.values()),
             columnar=True,
-            query_id=query_id,
         )
     return rows
 
@@ -206,31 +235,41 @@ def conform_for_load(dataset: Dataset, trade_date: dt.date, df: pl.DataFrame) ->
     return df
 
 
-def load_partition(
+def load(
     client: Client,
     dataset: Dataset,
     trade_date: dt.date | str,
     df: pl.DataFrame,
     database: str = "nse",
-    query_id_prefix: str | None = None,
 ) -> dict:
-    """Make `df` the whole content of `trade_date` in the dataset's table; safe to rerun.
+    """Make `df`, the silver partition of `trade_date`, what the dataset's table holds for it.
 
-    An empty frame empties the date. Queries get ids `<query_id_prefix>.<step>` when a prefix is
-    given. Returns `{table, trade_date, rows, seconds}`.
+    A table partitioned by trade date has that partition replaced whole (an empty frame empties
+    it); one partitioned by year (`Dataset.warehouse_partition`) has each year the frame covers
+    replaced. Returns `{table, trade_date, rows, partitions}`.
     """
-    started = time.perf_counter()
     trade_date = _as_date(trade_date)
-    df = conform_for_load(dataset, trade_date, df)
     table = f"{identifier(database)}.{identifier(dataset.table)}"
-    replace_partition(client, table, trade_date, df, query_id_prefix=query_id_prefix)
+    if dataset.warehouse_partition == "year":
+        df = dataset.conform(df)
+        column = next(c.name for c in dataset.columns if c.dtype == pl.Date)
+        by_year = df.with_columns(_year=pl.col(column).dt.year()).partition_by(
+            "_year", as_dict=True
+        )
+        for (year,), rows in sorted(by_year.items()):
+            replace_partition(client, table, year, rows.drop("_year"))
+        partitions = [str(year) for (year,) in sorted(by_year)]
+    else:
+        df = conform_for_load(dataset, trade_date, df)
+        replace_partition(client, table, trade_date, df)
+        partitions = [trade_date.isoformat()]
     stats = {
         "table": table,
         "trade_date": trade_date.isoformat(),
         "rows": df.height,
-        "seconds": round(time.perf_counter() - started, 3),
+        "partitions": partitions,
     }
-    log.info("loaded %(rows)s rows into %(table)s for %(trade_date)s in %(seconds)ss", stats)
+    log.info("loaded %(rows)s rows into %(table)s for %(trade_date)s", stats)
     return stats
 
 
@@ -239,41 +278,69 @@ def replace_partition(
     table: str,
     partition: Any,
     df: pl.DataFrame,
-    *,
-    query_id_prefix: str | None = None,
 ) -> None:
     """Make `df` the whole content of one partition of `table` (`database.name`).
 
     `partition` is the value of the table's partition key (a trade date, or a year for tables
     partitioned by `toYear(date)`); `df` must hold only rows of that partition.
     """
-
-    def query_id(step: str) -> str | None:
-        return f"{query_id_prefix}.{step}" if query_id_prefix else None
-
     table = qualified_name(table)
     if df.is_empty():
         # REPLACE PARTITION from an empty stage empties the date on 18.16 but is refused by
         # current releases (allow_replace_partition_from_empty_source); DROP works on both.
         client.execute(
-            f"ALTER TABLE {table} DROP PARTITION %(partition)s",
-            {"partition": partition},
-            query_id=query_id("drop"),
+            f"ALTER TABLE {table} DROP PARTITION %(partition)s", {"partition": partition}
         )
         return
-    stage = f"{table}__stage_{uuid.uuid4().hex[:12]}"
-    client.execute(f"CREATE TABLE {stage} AS {table}", query_id=query_id("stage"))
+    drop_stale_stages(client, table)
+    stage = f"{table}__stage_{int(time.time())}_{uuid.uuid4().hex[:8]}"
+    client.execute(f"CREATE TABLE {stage} AS {table}")
     try:
-        insert_columns(client, stage, df, query_id=query_id("insert"))
+        insert_columns(client, stage, df)
         client.execute(
             f"ALTER TABLE {table} REPLACE PARTITION %(partition)s FROM {stage}",
             {"partition": partition},
-            query_id=query_id("replace"),
         )
     except BaseException:
         _drop_stage_quietly(client, stage)
         raise
-    client.execute(f"DROP TABLE IF EXISTS {stage}", query_id=query_id("cleanup"))
+    client.execute(f"DROP TABLE IF EXISTS {stage}")
+
+
+def insert_new(
+    client: Client, table: str, frame: pl.DataFrame, key: list[str], database: str = "nse"
+) -> int:
+    """Insert the rows of `frame` whose `key` values `table` does not hold yet; rows inserted.
+
+    For tables that grow by snapshots within a day (`option_chain`): a snapshot loaded twice
+    stays one copy. The lookup is bounded to the frame's trade dates.
+    """
+    if frame.is_empty():
+        return 0
+    target = f"{identifier(database)}.{identifier(table)}"
+    held = query_polars(
+        client,
+        f"SELECT DISTINCT {', '.join(map(identifier, key))} FROM {target} "
+        "WHERE trade_date IN %(dates)s",
+        {"dates": tuple(frame["trade_date"].unique().to_list())},
+    )
+    new = frame.join(held.cast(frame.select(key).schema), on=key, how="anti")
+    return insert_columns(client, target, new)
+
+
+def drop_stale_stages(client: Client, table: str, older_than: float = STALE_STAGE_SECONDS) -> list:
+    """Drop staging tables of `table` (`database.name`) left by loads that died; their names."""
+    database, name = qualified_name(table).split(".", 1)
+    rows = client.execute(
+        "SELECT name FROM system.tables WHERE database = %(db)s AND startsWith(name, %(prefix)s)",
+        {"db": database, "prefix": f"{name}__stage_"},
+    )
+    cutoff = time.time() - older_than
+    stale = [n for (n,) in rows if (m := _STAGE.search(n)) and int(m.group(1)) < cutoff]
+    for stage in stale:
+        log.warning("dropping staging table %s.%s left by a load that died", database, stage)
+        client.execute(f"DROP TABLE IF EXISTS {database}.{identifier(stage)}")
+    return stale
 
 
 def _drop_stage_quietly(client: Client, stage: str) -> None:
@@ -318,13 +385,9 @@ def polars_type(ch_type: str) -> pl.DataType | None:
     return _POLARS_TYPES.get(ch_type)
 
 
-def query_polars(
-    client: Client, sql: str, params: dict | None = None, *, query_id: str | None = None
-) -> pl.DataFrame:
+def query_polars(client: Client, sql: str, params: dict | None = None) -> pl.DataFrame:
     """Run a SELECT and return its result as a polars DataFrame typed from ClickHouse's types."""
-    data, types = client.execute(
-        sql, params, with_column_types=True, columnar=True, query_id=query_id
-    )
+    data, types = client.execute(sql, params, with_column_types=True, columnar=True)
     if not data:
         data = [[] for _ in types]
     return pl.DataFrame(

@@ -1,34 +1,33 @@
-"""Registry of datasets: name -> `Dataset`. Each lives in its own module here."""
+"""Registry of datasets: name -> `Dataset`, each defined in its own module here.
+
+`include.nse.catalog` names them and says how each one's tasks are shaped, without importing
+them; `get` imports a dataset's module and checks that it agrees with its shape.
+"""
 
 from __future__ import annotations
 
 import importlib
 
-from include.nse.sources.base import Column, Dataset
-
-#: dataset name -> module that defines `DATASET`.
-_MODULES = {
-    "cm_bhavcopy": "include.nse.sources.cm_bhavcopy",
-    "cm_delivery": "include.nse.sources.cm_delivery",
-    "fo_bhavcopy": "include.nse.sources.fo_bhavcopy",
-    "index_constituents": "include.nse.sources.index_constituents",
-    "bulk_deals": "include.nse.sources.bulk_deals",
-    "block_deals": "include.nse.sources.block_deals",
-    "option_chain": "include.nse.sources.option_chain",
-    "holidays": "include.nse.sources.holidays",
-}
-
-
-def names() -> list[str]:
-    return list(_MODULES)
+from include.nse.catalog import names, shape
+from include.nse.sources.base import Column, Dataset, Publication
 
 
 def get(name: str) -> Dataset:
-    try:
-        module = _MODULES[name]
-    except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(_MODULES)}") from None
-    return importlib.import_module(module).DATASET
+    declared = shape(name)
+    dataset = importlib.import_module(declared.module).DATASET
+    publication = dataset.publication
+    actual = {
+        "host": publication.host,
+        "history": type(publication).fetch_history is not Publication.fetch_history,
+        "items": publication.items_param,
+        "per_item": publication.per_item,
+        "after": tuple(step.name for step in dataset.after),
+        "segment": dataset.segment,
+    }
+    expected = {key: getattr(declared, key) for key in actual}
+    if actual != expected:
+        raise TypeError(f"dataset {name} is defined as {actual}, its shape says {expected}")
+    return dataset
 
 
-__all__ = ["Column", "Dataset", "get", "names"]
+__all__ = ["Column", "Dataset", "get", "names", "shape"]

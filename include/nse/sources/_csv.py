@@ -10,32 +10,23 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
-import zipfile
-import zlib
 from collections.abc import Iterable, Mapping
 
+import numpy as np
 import polars as pl
 
+from include.nse.dates import month_code, parse_dates
 from include.nse.errors import ParseError
+from include.nse.payload import BOM, sniff, zip_members
 from include.nse.sources.base import Column
 
 #: Column `read_csv` adds: the file's line a row came from (the header is line 1).
 LINE = "_line"
 
-_BOM = b"\xef\xbb\xbf"
-_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+#: Rupees in a lakh: NSE quotes some turnovers in lakhs; silver holds rupees.
+LAKH = 100_000
 #: What NSE writes for "no value" in a number or date column, once stripped (" -" -> "-").
 _NOTHING = ["-"]
-#: "05-JUL-2024" and "01-Jan-2018" (the month's case does not matter), and "2024-07-08".
-_DATE_FORMATS = ("%d-%b-%Y", "%Y-%m-%d")
-_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
-
-
-def month_code(day: dt.date) -> str:
-    """NSE's upper-case month in archive paths ("JUL"); strftime's %b would follow the locale."""
-    return _MONTHS[day.month - 1]
-
 
 #: Last day of the legacy bhavcopies (CM and F&O). UDiFF ones followed from 2024-07-08, and NSE
 #: back-filled them to UDIFF_FIRST_DAY.
@@ -69,26 +60,20 @@ def csv_bytes(raw: bytes, file_name: str) -> bytes:
 
     Refuses an HTML page: NSE answers a missing file with one, sometimes with status 200.
     """
-    data = _only_csv_member(raw, file_name) if raw.startswith(_ZIP_MAGIC) else raw
-    data = data.removeprefix(_BOM)
-    if data[:256].lstrip().startswith(b"<"):
+    kind = sniff(raw)
+    if kind == "zip":
+        members = zip_members(raw, file_name, lambda name: True)
+        csvs = [name for name in members if name.lower().endswith(".csv")]
+        if len(csvs) != 1:
+            found = ", ".join(members) or "no files"
+            raise ParseError(file_name, f"expected a ZIP holding one CSV, found {found}")
+        raw = members[csvs[0]]
+        kind = sniff(raw)
+    if kind == "html" or raw.removeprefix(BOM).lstrip()[:1] == b"<":
         raise ParseError(file_name, "expected CSV, found an HTML page (NSE's 'not found' page?)")
-    if not data.strip():
+    if kind == "empty":
         raise ParseError(file_name, "expected CSV with a header line, found an empty file")
-    return data
-
-
-def _only_csv_member(raw: bytes, file_name: str) -> bytes:
-    try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            names = [info.filename for info in archive.infolist() if not info.is_dir()]
-            csvs = [name for name in names if name.lower().endswith(".csv")]
-            if len(csvs) != 1:
-                found = ", ".join(names) or "no files"
-                raise ParseError(file_name, f"expected a ZIP holding one CSV, found {found}")
-            return archive.read(csvs[0])
-    except (zipfile.BadZipFile, zlib.error) as exc:
-        raise ParseError(file_name, f"expected a readable ZIP: {exc}") from exc
+    return raw.removeprefix(BOM)
 
 
 def read_csv(raw: bytes, file_name: str, *, separator: str = ",") -> pl.DataFrame:
@@ -106,16 +91,10 @@ def read_csv(raw: bytes, file_name: str, *, separator: str = ",") -> pl.DataFram
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise ParseError(file_name, f"expected UTF-8 text ({exc.reason})", line=line) from None
-    lines = text.split("\n")
-    names = [name.strip() for name in next(csv.reader([lines[0]], delimiter=separator))]
+    header, _, _ = text.partition("\n")
+    names = [name.strip() for name in next(csv.reader([header], delimiter=separator))]
     _check_header(names, file_name)
-    for number, line in enumerate(lines[1:], start=2):
-        if line.strip() and (count := _field_count(line, separator)) != len(names):
-            raise ParseError(
-                file_name,
-                f"expected {len(names)} fields as in the header, found {count}",
-                line=number,
-            )
+    _check_field_counts(data, separator, len(names), file_name)
 
     try:
         frame = pl.read_csv(
@@ -130,9 +109,10 @@ def read_csv(raw: bytes, file_name: str, *, separator: str = ",") -> pl.DataFram
         raise ParseError(file_name, f"unreadable CSV: {str(exc).splitlines()[0]}") from exc
     frame.columns = [LINE, *names]
     values = [name for name in names if name]
-    frame = frame.with_columns(
-        pl.when(pl.col(names).str.strip_chars() != "").then(pl.col(names).str.strip_chars())
-    ).filter(pl.any_horizontal(pl.col(values).is_not_null()))
+    stripped = pl.col(names).str.strip_chars()
+    frame = frame.with_columns(pl.when(stripped != "").then(stripped)).filter(
+        pl.any_horizontal(pl.col(values).is_not_null())
+    )
 
     if names[-1] == "":
         stray = frame.filter(pl.col("").is_not_null())
@@ -159,10 +139,36 @@ def _check_header(names: list[str], file_name: str) -> None:
         seen.add(name)
 
 
-def _field_count(line: str, separator: str) -> int:
-    if '"' not in line:
-        return line.count(separator) + 1
-    return len(next(csv.reader([line], delimiter=separator)))
+def _check_field_counts(data: bytes, separator: str, expected: int, file_name: str) -> None:
+    """Every non-blank line has the header's number of fields: polars alone would fill a short
+    line with nulls, which is also how a cut-off file looks. Separators are counted per line on
+    the bytes with numpy; a line that looks wrong is looked at again as text (a blank line is
+    fine; in a line with quotes a separator may sit inside a field, so the csv module counts)."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(raw == ord("\n"))
+    line_of = np.searchsorted(newlines, np.flatnonzero(raw == ord(separator)))
+    counts = np.bincount(line_of, minlength=newlines.size + 1) + 1
+    suspects = np.flatnonzero(counts != expected)
+    if b'"' in data:
+        quoted = np.unique(np.searchsorted(newlines, np.flatnonzero(raw == ord('"'))))
+        suspects = np.union1d(suspects, quoted)
+    starts = np.concatenate(([0], newlines + 1))
+    for index in suspects[suspects > 0]:  # the header is line 1, checked on its own
+        end = newlines[index] if index < newlines.size else raw.size
+        line = data[starts[index] : end].decode("utf-8", "replace")
+        if not line.strip():
+            continue
+        count = (
+            len(next(csv.reader([line], delimiter=separator)))
+            if '"' in line
+            else line.count(separator) + 1
+        )
+        if count != expected:
+            raise ParseError(
+                file_name,
+                f"expected {expected} fields as in the header, found {count}",
+                line=int(index) + 1,
+            )
 
 
 def require_columns(frame: pl.DataFrame, file_name: str, columns: Iterable[str]) -> None:
@@ -186,41 +192,31 @@ def require_value(frame: pl.DataFrame, file_name: str, column: str, expected: st
         )
 
 
+def _typed(column: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr, str]:
+    """(the text that counts as a value, the value as `dtype`, what was expected) of a column
+    of `read_csv` text: a date, a number (digit-grouping commas dropped), or text as it is; "-"
+    means no value in numbers and dates."""
+    text = pl.col(column)
+    if dtype == pl.Date:
+        text = text.replace(_NOTHING, None)
+        return text, parse_dates(text), "a date like 05-JUL-2024 or 2024-07-08"
+    if dtype.is_numeric():
+        text = text.str.replace_all(",", "", literal=True).replace(_NOTHING, None)
+        return text, text.cast(dtype, strict=False), _number_kind(dtype)
+    return text, text, "a value"
+
+
 def parse_column(
     frame: pl.DataFrame, file_name: str, column: str, dtype: pl.DataType, *, required: bool
 ) -> pl.Series:
-    """`column` (text from `read_csv`) as `dtype`: a date, a number, or text as it is.
-
-    Numbers lose their digit-grouping commas; "-" means no value in numbers and dates. Raises at
-    the first row whose value does not parse, or has no value while `required`.
-    """
-    text = frame[column]
-    if dtype == pl.Date:
-        expected = "a date like 05-JUL-2024 or 2024-07-08"
-        text = text.replace(_NOTHING, None)
-        parsed = text.str.strptime(pl.Date, _DATE_FORMATS[0], strict=False)
-        for form in _DATE_FORMATS[1:]:
-            parsed = parsed.fill_null(text.str.strptime(pl.Date, form, strict=False))
-    elif dtype.is_numeric():
-        expected = _number_kind(dtype)
-        text = text.str.replace_all(",", "", literal=True).replace(_NOTHING, None)
-        parsed = text.cast(dtype, strict=False)
-    else:
-        expected = "a value"
-        parsed = text
-    bad = text.is_not_null() & parsed.is_null()
-    if dtype.is_float():
-        bad = bad | (parsed.is_nan() | parsed.is_infinite()).fill_null(False)
-    if required:
-        bad = bad | parsed.is_null()
-    if bad.any():
-        row = bad.arg_true()[0]
-        value = frame[column][row]
-        found = "nothing" if value is None else repr(value)
-        raise ParseError(
-            file_name, f"expected {expected}, found {found}", line=frame[LINE][row], column=column
-        )
-    return parsed
+    """`column` (text from `read_csv`) as `dtype`; raises at the first row whose value does not
+    parse, or has no value while `required`."""
+    return to_silver(
+        frame,
+        file_name,
+        [Column(column, dtype, "" if required else "Nullable()")],
+        {column: column},
+    )[column]
 
 
 def _number_kind(dtype: pl.DataType) -> str:
@@ -236,24 +232,45 @@ def to_silver(
 ) -> pl.DataFrame:
     """Parse file columns into silver ones: `source` maps a silver name to its file column.
 
-    Each takes its silver column's type; a non-nullable one refuses empty values. Silver columns
-    not in `source` are left for the caller to derive. Keeps `LINE` for later checks.
+    Each takes its silver column's type; a blank value is null where the column is nullable and
+    refused where it is not, as is a value that does not parse (or a NaN or infinite number).
+    Silver columns not in `source` are left for the caller to derive. Keeps `LINE`.
     """
     require_columns(frame, file_name, source.values())
     silver = {column.name: column for column in columns}
-    return pl.DataFrame(
-        [frame[LINE]]
-        + [
-            parse_column(
-                frame,
-                file_name,
-                file_column,
-                silver[name].dtype,
-                required=not silver[name].nullable,
-            ).alias(name)
-            for name, file_column in source.items()
-        ]
+    typed, bad, expected = [], [], {}
+    for name, file_column in source.items():
+        column = silver[name]
+        text, parsed, expected[name] = _typed(file_column, column.dtype)
+        wrong = text.is_not_null() & parsed.is_null()
+        if column.dtype.is_float():
+            wrong = wrong | (parsed.is_nan() | parsed.is_infinite()).fill_null(False)
+        if not column.nullable:
+            wrong = wrong | parsed.is_null()
+        typed.append(parsed.alias(name))
+        bad.append(wrong.alias(name))
+    # One lazy pass: each column is parsed once, for its value and its check alike.
+    parsed = frame.lazy().select(
+        pl.col(LINE), *typed, *(b.alias(f"bad:{b.meta.output_name()}") for b in bad)
     )
+    parsed = parsed.collect()
+    flags = parsed.select(pl.selectors.starts_with("bad:"))
+    flags.columns = [c.removeprefix("bad:") for c in flags.columns]
+    failing = [name for name, hit in flags.select(pl.all().any()).row(0, named=True).items() if hit]
+    if failing:
+        # The first bad row of the file, and its first bad column in the source's order.
+        rows = {name: flags[name].arg_true()[0] for name in failing}
+        row = min(rows.values())
+        name = next(n for n in failing if rows[n] == row)
+        value = frame[source[name]][row]
+        found = "nothing" if value is None else repr(value)
+        raise ParseError(
+            file_name,
+            f"expected {expected[name]}, found {found}",
+            line=frame[LINE][row],
+            column=source[name],
+        )
+    return parsed.select(pl.col(LINE), *(t.meta.output_name() for t in typed))
 
 
 def single_date(frame: pl.DataFrame, file_name: str, column: str, *, file_column: str) -> dt.date:

@@ -20,13 +20,14 @@ from include.nse.sources._csv import (
     single_date,
     to_silver,
 )
-from include.nse.sources.base import Column, Dataset
+from include.nse.sources.base import Column, DailyFile, Dataset
 from include.nse.sources.checks import (
     CM_SERIES,
     ISIN_REGEX,
     WARNING,
     matches,
     non_negative,
+    not_null,
     one_of,
     positive,
     price_range,
@@ -38,14 +39,19 @@ COLUMNS = (
     Column("symbol", pl.String, "String", "NSE trading symbol."),
     Column("series", pl.String, "String", "Series the security trades in: EQ, BE, SM, N1..."),
     Column("isin", pl.String, "Nullable(String)", "ISIN; legacy files before about 2011 lack it."),
-    Column("open", pl.Float64, "Float64", "Opening price, rupees."),
-    Column("high", pl.Float64, "Float64", "Highest traded price, rupees."),
-    Column("low", pl.Float64, "Float64", "Lowest traded price, rupees."),
-    Column("close", pl.Float64, "Float64", "Official closing price, rupees."),
-    Column("last_price", pl.Float64, "Float64", "Last traded price, rupees."),
-    Column("prev_close", pl.Float64, "Float64", "Previous trading day's closing price, rupees."),
-    Column("volume", pl.UInt64, "UInt64", "Shares traded."),
-    Column("turnover", pl.Float64, "Float64", "Value traded, rupees."),
+    Column("open", pl.Float64, "Nullable(Float64)", "Opening price, rupees."),
+    Column("high", pl.Float64, "Nullable(Float64)", "Highest traded price, rupees."),
+    Column("low", pl.Float64, "Nullable(Float64)", "Lowest traded price, rupees."),
+    Column("close", pl.Float64, "Nullable(Float64)", "Official closing price, rupees."),
+    Column("last_price", pl.Float64, "Nullable(Float64)", "Last traded price, rupees."),
+    Column(
+        "prev_close",
+        pl.Float64,
+        "Nullable(Float64)",
+        "Previous trading day's closing price, rupees.",
+    ),
+    Column("volume", pl.UInt64, "Nullable(UInt64)", "Shares traded."),
+    Column("turnover", pl.Float64, "Nullable(Float64)", "Value traded, rupees."),
     Column(
         "trades",
         pl.UInt64,
@@ -88,8 +94,14 @@ _UDIFF = {
 }
 
 #: What a sound day looks like. NSE prints LAST 0 for some thinly traded series (IL, IT, NT), so
-#: the last price is only required to be non-negative.
+#: the last price is only required to be non-negative. A blank number is null in silver: the
+#: close must be there (every listed series has one); the rest may be blank for a series that
+#: did not trade, and a blank is recorded as a warning.
 CHECKS = (
+    *not_null("close"),
+    *not_null(
+        "open", "high", "low", "last_price", "prev_close", "volume", "turnover", severity=WARNING
+    ),
     *price_range(),
     *positive("open", "high", "low", "close", "prev_close"),
     *non_negative("last_price", "volume", "turnover", "trades"),
@@ -135,8 +147,8 @@ DATASET = Dataset(
     table="cm_bhavcopy",
     columns=COLUMNS,
     key=("trade_date", "symbol", "series"),
-    remote_paths=remote_paths,
     parse=parse,
+    publication=DailyFile(remote_paths),
     doc=__doc__,
     checks=CHECKS,
 )

@@ -10,42 +10,45 @@ import datetime as dt
 
 import polars as pl
 
-from include.nse.sources._csv import read_csv, single_date, to_silver
-from include.nse.sources.base import Column, Dataset
+from include.nse.sources._csv import LAKH, read_csv, single_date, to_silver
+from include.nse.sources.base import Column, DailyFile, Dataset
 from include.nse.sources.checks import (
     CM_SERIES,
     WARNING,
     at_most,
     between,
     non_negative,
+    not_null,
     one_of,
     positive,
     price_range,
     rows_like_previous_day,
 )
 
-#: Rupees in a lakh: the file quotes turnover in lakhs, silver holds rupees.
-LAKH = 100_000
-
 COLUMNS = (
     Column("trade_date", pl.Date, "Date", "Trading day the prices are for."),
     Column("symbol", pl.String, "String", "NSE trading symbol."),
     Column("series", pl.String, "String", "Series the security trades in: EQ, BE, SM, N1..."),
-    Column("prev_close", pl.Float64, "Float64", "Previous trading day's closing price, rupees."),
-    Column("open", pl.Float64, "Float64", "Opening price, rupees."),
-    Column("high", pl.Float64, "Float64", "Highest traded price, rupees."),
-    Column("low", pl.Float64, "Float64", "Lowest traded price, rupees."),
-    Column("last_price", pl.Float64, "Float64", "Last traded price, rupees."),
-    Column("close", pl.Float64, "Float64", "Official closing price, rupees."),
-    Column("avg_price", pl.Float64, "Float64", "Volume-weighted average price, rupees."),
-    Column("volume", pl.UInt64, "UInt64", "Shares traded."),
+    Column(
+        "prev_close",
+        pl.Float64,
+        "Nullable(Float64)",
+        "Previous trading day's closing price, rupees.",
+    ),
+    Column("open", pl.Float64, "Nullable(Float64)", "Opening price, rupees."),
+    Column("high", pl.Float64, "Nullable(Float64)", "Highest traded price, rupees."),
+    Column("low", pl.Float64, "Nullable(Float64)", "Lowest traded price, rupees."),
+    Column("last_price", pl.Float64, "Nullable(Float64)", "Last traded price, rupees."),
+    Column("close", pl.Float64, "Nullable(Float64)", "Official closing price, rupees."),
+    Column("avg_price", pl.Float64, "Nullable(Float64)", "Volume-weighted average price, rupees."),
+    Column("volume", pl.UInt64, "Nullable(UInt64)", "Shares traded."),
     Column(
         "turnover",
         pl.Float64,
-        "Float64",
+        "Nullable(Float64)",
         "Value traded, rupees: the file's TURNOVER_LACS x 100000.",
     ),
-    Column("trades", pl.UInt64, "UInt64", "Number of trades."),
+    Column("trades", pl.UInt64, "Nullable(UInt64)", "Number of trades."),
     Column(
         "delivery_qty",
         pl.UInt64,
@@ -79,8 +82,23 @@ _SOURCE = {
     "delivery_pct": "DELIV_PER",
 }
 
-#: What a sound day looks like. Turnover can be 0: the file rounds to a thousand rupees.
+#: What a sound day looks like. Turnover can be 0: the file rounds to a thousand rupees. A blank
+#: number is null in silver: the close must be there; the rest may be blank for a series that
+#: did not trade, and a blank is recorded as a warning.
 CHECKS = (
+    *not_null("close"),
+    *not_null(
+        "prev_close",
+        "open",
+        "high",
+        "low",
+        "last_price",
+        "avg_price",
+        "volume",
+        "turnover",
+        "trades",
+        severity=WARNING,
+    ),
     *price_range(),
     at_most("low", "avg_price"),
     at_most("avg_price", "high"),
@@ -110,9 +128,8 @@ DATASET = Dataset(
     table="cm_delivery",
     columns=COLUMNS,
     key=("trade_date", "symbol", "series"),
-    remote_paths=remote_paths,
     parse=parse,
-    expected_kinds=("csv",),
+    publication=DailyFile(remote_paths, expect=("csv",)),
     doc=__doc__,
     checks=CHECKS,
 )

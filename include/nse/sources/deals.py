@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import json
 import re
 
 import polars as pl
 
 from include.nse.errors import ParseError
+from include.nse.payload import BOM, is_number, read_json, sniff
 from include.nse.sources._csv import LINE, read_csv, refuse_rows, require_unique, to_silver
-from include.nse.sources.base import Column, Dataset
+from include.nse.sources.base import Column, Dataset, LatestDayFile
 from include.nse.sources.checks import (
     WARNING,
     not_null,
@@ -118,6 +118,8 @@ _JSON_SOURCE = {
     "price": "BD_TP_WATP",
     "remarks": "BD_REMARKS",
 }
+#: The API's keys that hold JSON numbers.
+_JSON_NUMBERS = frozenset({"BD_QTY_TRD", "BD_TP_WATP"})
 #: Text NSE may write with HTML entities (`M&amp;M`, `LARSEN &amp; TOUBRO`).
 _TEXT = ("symbol", "security_name", "client_name", "remarks")
 
@@ -132,13 +134,13 @@ def parse(raw: bytes, file_name: str, *, remarks: bool) -> pl.DataFrame:
     JSON is told from CSV by its first character. A CSV's Remarks column must be there for bulk
     deals and absent for block deals, which keeps one kind's file out of the other's table.
     """
-    if raw.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] in (b"{", b"["):
+    if sniff(raw) == "json":
         return _parse_json(raw, file_name)
     return _parse_csv(raw, file_name, remarks=remarks)
 
 
 def _parse_csv(raw: bytes, file_name: str, *, remarks: bool) -> pl.DataFrame:
-    quoted = raw.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b'"')
+    quoted = raw.removeprefix(BOM).lstrip().startswith(b'"')
     frame = read_csv(raw, file_name)
     by_name = {_normalised(name): name for name in frame.columns if name != LINE}
     source = {silver: by_name.get(_normalised(name), name) for silver, name in _CSV_SOURCE.items()}
@@ -188,10 +190,7 @@ def _without_no_records(frame: pl.DataFrame, file_name: str, date_column: str) -
 
 def _parse_json(raw: bytes, file_name: str) -> pl.DataFrame:
     """The API's deals: a list under `data`, or the list itself."""
-    try:
-        document = json.loads(raw.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ParseError(file_name, f"expected JSON: {exc}") from None
+    document = read_json(raw, file_name)
     deals = document.get("data") if isinstance(document, dict) else document
     if not isinstance(deals, list):
         raise ParseError(file_name, "expected a list of deals, or an object holding one as data")
@@ -202,10 +201,13 @@ def _parse_json(raw: bytes, file_name: str) -> pl.DataFrame:
             )
     # Every value as stripped text, blanks as null: the shape `to_silver` parses from a CSV. A
     # deal without one of the keys has nothing there, which `to_silver` refuses where required.
-    keys = dict.fromkeys([*_JSON_SOURCE.values(), *(key for deal in deals for key in deal)])
+    keys = list(_JSON_SOURCE.values())
     frame = pl.DataFrame(
         {LINE: range(1, len(deals) + 1)}
-        | {key: [_text(deal.get(key)) for deal in deals] for key in keys},
+        | {
+            key: [_text(deal.get(key), file_name, n, key) for n, deal in enumerate(deals, 1)]
+            for key in keys
+        },
         schema={LINE: pl.UInt32} | dict.fromkeys(keys, pl.String),
     )
     try:
@@ -220,9 +222,17 @@ def _parse_json(raw: bytes, file_name: str) -> pl.DataFrame:
         ) from None
 
 
-def _text(value) -> str | None:
-    text = None if value is None else str(value).strip()
-    return text or None
+def _text(value: object, file_name: str, number: int, key: str) -> str | None:
+    """A deal's value as text for `to_silver`: numbers only where NSE sends numbers (quantity,
+    price), text only where it sends text; anything else is refused, not turned into text."""
+    if key in _JSON_NUMBERS and is_number(value):
+        return repr(value)
+    if value is not None and not isinstance(value, str):
+        kind = "a number or text" if key in _JSON_NUMBERS else "text"
+        raise ParseError(
+            file_name, f"deal {number} of data: expected {kind}, found {value!r}", column=key
+        )
+    return (value or "").strip() or None
 
 
 def _finish(
@@ -282,11 +292,12 @@ def dataset(name: str, *, archive_file: str, remarks: bool, doc: str) -> Dataset
         table=name,
         columns=COLUMNS,
         key=KEY,
-        remote_paths=lambda _trade_date: [f"/content/equities/{archive_file}"],
         parse=lambda raw, file_name: parse(raw, file_name, remarks=remarks),
-        expected_kinds=("csv",),
+        publication=LatestDayFile(
+            path=f"/content/equities/{archive_file}",
+            holds=lambda raw, file_name: file_date(raw, file_name, remarks=remarks),
+            history_request=history,
+        ),
         doc=doc,
-        file_date=lambda raw, file_name: file_date(raw, file_name, remarks=remarks),
-        history=history,
         checks=CHECKS,
     )

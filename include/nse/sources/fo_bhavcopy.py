@@ -20,6 +20,7 @@ import polars as pl
 
 from include.nse.errors import ParseError
 from include.nse.sources._csv import (
+    LAKH,
     LINE,
     bhavcopy_paths,
     read_csv,
@@ -29,19 +30,18 @@ from include.nse.sources._csv import (
     single_date,
     to_silver,
 )
-from include.nse.sources.base import Column, Dataset
+from include.nse.sources.base import Column, DailyFile, Dataset
 from include.nse.sources.checks import (
     WARNING,
     at_most,
     non_negative,
+    not_null,
     one_of,
     positive,
     price_range,
     rows_like_previous_day,
 )
 
-#: Rupees in a lakh: legacy quotes turnover in lakhs, silver holds rupees.
-LAKH = 100_000
 FUTURES = ("FUTIDX", "FUTSTK")
 OPTIONS = ("OPTIDX", "OPTSTK")
 #: UDiFF's FinInstrmTp -> the instrument as legacy files (and silver) name it.
@@ -90,7 +90,7 @@ COLUMNS = (
     Column(
         "close",
         pl.Float64,
-        "Float64",
+        "Nullable(Float64)",
         "Closing price, rupees; for a contract that did not trade, NSE's carried-forward close.",
     ),
     Column(
@@ -102,26 +102,26 @@ COLUMNS = (
     Column(
         "open_interest",
         pl.Int64,
-        "Int64",
+        "Nullable(Int64)",
         "Open positions at the close, in units of the underlying (lots x lot size), not contracts.",
     ),
     Column(
         "change_in_oi",
         pl.Int64,
-        "Int64",
+        "Nullable(Int64)",
         "Change in open interest since the previous trade date, in units of the underlying.",
     ),
     Column(
         "contracts",
         pl.UInt64,
-        "UInt64",
+        "Nullable(UInt64)",
         "Contracts (lots) traded: legacy CONTRACTS, and UDiFF TtlTradgVol, which also counts "
         "contracts despite its name (its turnover is TtlTradgVol x lot size x price).",
     ),
     Column(
         "turnover",
         pl.Float64,
-        "Float64",
+        "Nullable(Float64)",
         "Value traded, rupees; legacy VAL_INLAKH x 100000, which NSE cut (not rounded) to "
         "1,000 rupees. For options NSE counts notional value: (strike + premium) x quantity.",
     ),
@@ -194,7 +194,11 @@ KEY = ("trade_date", "instrument", "symbol", "expiry_date", "strike_price", "opt
 
 #: What a sound day looks like. A contract's close can fall outside its day's range (NSE's close
 #: for derivatives is not the last trade; seen in real UDiFF files), so that is only a warning.
+#: A blank number is null in silver: the close must be there; a blank open interest, volume or
+#: turnover is recorded as a warning.
 CHECKS = (
+    *not_null("close"),
+    *not_null("open_interest", "change_in_oi", "contracts", "turnover", severity=WARNING),
     *price_range(close_severity=WARNING),
     *positive("open", "high", "low", "close", "settle_price", "underlying_price"),
     *positive("strike_price", "lot_size"),
@@ -294,8 +298,9 @@ DATASET = Dataset(
     table="fo_bhavcopy",
     columns=COLUMNS,
     key=KEY,
-    remote_paths=remote_paths,
     parse=parse,
+    publication=DailyFile(remote_paths),
     doc=__doc__,
     checks=CHECKS,
+    segment="FO",
 )

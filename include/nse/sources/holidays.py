@@ -15,16 +15,18 @@ Silver holds one row per (date, segment). The weekday NSE prints is checked agai
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import polars as pl
 
+from include.nse.dates import nse_date
 from include.nse.errors import ParseError
-from include.nse.sources.base import Column, Dataset
+from include.nse.payload import read_json
+from include.nse.sources.base import ApiDocument, Column, Dataset, Step
 from include.nse.sources.checks import WARNING, not_null, one_of
 
 API_PATH = "/api/holiday-master"
 API_PARAMS = {"type": "trading"}
+BRONZE_FILE = "holiday-master_type=trading.json"
 #: A bare list of entries is NSE's CM list on its own.
 BARE_LIST_SEGMENT = "CM"
 SESSION_STATES = ("Open", "Closed")
@@ -63,19 +65,13 @@ CHECKS = (
 
 
 def _lists(raw: bytes, file_name: str) -> dict[str, list]:
-    text = raw.decode("utf-8-sig", errors="replace").strip()
-    if text.startswith("<"):
-        raise ParseError(file_name, "expected JSON, found an HTML page (NSE's error page?)")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ParseError(file_name, f"expected JSON: {exc.msg}", line=exc.lineno) from None
+    data = read_json(raw, file_name)
     if isinstance(data, list):
         data = {BARE_LIST_SEGMENT: data}
     if not isinstance(data, dict) or not data:
         raise ParseError(
             file_name,
-            f"expected an object of segment lists or a list of holidays, found {text[:40]!r} "
+            f"expected an object of segment lists or a list of holidays, found {data!r:.40} "
             "(NSE answers {} when throttling)",
         )
     for segment, entries in data.items():
@@ -114,15 +110,15 @@ def parse(raw: bytes, file_name: str) -> pl.DataFrame:
                 raise ParseError(file_name, f"{where}: expected an object, found {entry!r:.40}")
             printed = _field(entry, "tradingDate", file_name, where)
             try:
-                day = dt.datetime.strptime(printed, "%d-%b-%Y").date()
-            except ValueError:
-                raise ParseError(
-                    file_name, f"{where}: expected tradingDate like 26-Jan-2026, found {printed!r}"
-                ) from None
+                day = nse_date(printed)
+            except ValueError as exc:
+                raise ParseError(file_name, f"{where}: tradingDate: {exc}") from None
             weekday = _field(entry, "weekDay", file_name, where)
-            if weekday != day.strftime("%A"):
+            if weekday != WEEKDAYS[day.weekday()]:
                 raise ParseError(
-                    file_name, f"{where}: {printed} is a {day:%A}, but weekDay says {weekday!r}"
+                    file_name,
+                    f"{where}: {printed} is a {WEEKDAYS[day.weekday()]}, "
+                    f"but weekDay says {weekday!r}",
                 )
             rows.append(
                 {
@@ -144,11 +140,10 @@ def parse(raw: bytes, file_name: str) -> pl.DataFrame:
     return frame.sort(["segment", "date"])
 
 
-def _no_archive_file(trade_date: dt.date) -> list[str]:
-    raise ValueError(
-        f"holidays come from NSE's API ({API_PATH}?type=trading), not an archive file per date; "
-        "fetch them with include.nse.calendar_refresh.fetch_holiday_master"
-    )
+def _refresh_calendar(ctx, dataset, loaded: dict) -> dict:
+    from include.nse import calendar_refresh
+
+    return calendar_refresh.refresh(ctx, dataset.name, dt.date.fromisoformat(loaded["trade_date"]))
 
 
 DATASET = Dataset(
@@ -156,10 +151,19 @@ DATASET = Dataset(
     table="holidays",
     columns=COLUMNS,
     key=KEY,
-    remote_paths=_no_archive_file,
     parse=parse,
-    host="api",
-    expected_kinds=("json",),
+    publication=ApiDocument(API_PATH, API_PARAMS, BRONZE_FILE),
     doc=__doc__,
     checks=CHECKS,
+    segment=None,
+    date_column=None,
+    warehouse_partition="year",
+    after=(
+        Step(
+            "refresh_calendar",
+            _refresh_calendar,
+            "NSE's lists into the timetables' holiday file and every year of "
+            "nse.trading_calendar; where NSE and the calendar library disagree.",
+        ),
+    ),
 )

@@ -30,26 +30,26 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import json
+import logging
 import re
-import zipfile
-import zlib
 from dataclasses import dataclass
+from typing import ClassVar
 
 import polars as pl
 
-from include.nse.errors import ParseError
+from include.nse.dates import IST, http_date_ist, month_code, nse_date, nse_datetime
+from include.nse.errors import NotPublished, ParseError
+from include.nse.payload import json_object, sniff, zip_members
 from include.nse.sources._csv import (
     LINE,
     csv_bytes,
-    month_code,
     read_csv,
     refuse_rows,
     require_columns,
     require_unique,
     to_silver,
 )
-from include.nse.sources.base import Column, Dataset
+from include.nse.sources.base import Column, Dataset, Keep, Publication, Request, Step
 from include.nse.sources.checks import (
     CM_SERIES,
     ISIN_REGEX,
@@ -61,6 +61,8 @@ from include.nse.sources.checks import (
     on_trade_date,
     one_of,
 )
+
+log = logging.getLogger(__name__)
 
 COLUMNS = (
     Column(
@@ -153,7 +155,6 @@ DEFAULT_INDICES = tuple(index.name for index in INDICES)
 API_PATH = "/api/equity-stockIndices"
 
 _BY_NAME = {index.name: index for index in INDICES}
-_ZIP_MAGIC = b"PK\x03\x04"
 _LIST_SOURCE = {
     "company_name": "Company Name",
     "industry": "Industry",
@@ -188,12 +189,6 @@ def mcwb_path(day: dt.date) -> str:
     return f"/content/indices/mcwb_{month_code(day).lower()}{day:%y}.zip"
 
 
-def remote_paths(trade_date: dt.date) -> list[str]:
-    """Every file a day's snapshot may come from: each default index's list, then the month's
-    archive. The lists are fetched one index at a time (`include.nse.index_membership`)."""
-    return [index.list_path for index in INDICES] + [mcwb_path(trade_date)]
-
-
 def isin_valid(value: str) -> bool:
     """Two letters, nine letters or digits, and a Luhn check digit over letters read as 10..35."""
     if not _ISIN.fullmatch(value):
@@ -208,9 +203,10 @@ def isin_valid(value: str) -> bool:
 
 def parse(raw: bytes, file_name: str) -> pl.DataFrame:
     """Any of the three shapes to silver: a ZIP is a monthly archive, JSON the API, else a list."""
-    if raw.startswith(_ZIP_MAGIC):
+    kind = sniff(raw)
+    if kind == "zip":
         silver = _parse_mcwb(raw, file_name)
-    elif raw.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
+    elif kind == "json":
         silver = _parse_api(raw, file_name)
     else:
         silver = _parse_list(raw, file_name)
@@ -267,15 +263,7 @@ def _require_isins(silver: pl.DataFrame, file_name: str) -> None:
 
 # ---- the monthly weightage archive ----------------------------------------------------------
 def _parse_mcwb(raw: bytes, file_name: str) -> pl.DataFrame:
-    try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            members = {
-                info.filename: archive.read(info)
-                for info in archive.infolist()
-                if info.filename.lower().endswith("_mcwb.csv")
-            }
-    except (zipfile.BadZipFile, zlib.error) as exc:
-        raise ParseError(file_name, f"expected a readable ZIP: {exc}") from exc
+    members = zip_members(raw, file_name, lambda name: name.lower().endswith("_mcwb.csv"))
     if not members:
         raise ParseError(file_name, "expected <index>_mcwb.csv members, found none")
     frames = [_mcwb_member(data, f"{file_name}:{name}") for name, data in sorted(members.items())]
@@ -319,9 +307,10 @@ def _mcwb_member(data: bytes, where: str) -> pl.DataFrame:
     last_day = next((m for row in rows for m in [_LAST_DAY.search(",".join(row))] if m), None)
     if last_day is None:
         raise ParseError(where, "expected a footnote 'Last day of trading was DD-Mon-YYYY'")
-    as_of = _day(last_day.group(1))
-    if as_of is None:
-        raise ParseError(where, f"expected a date like 31-May-2022, found {last_day.group(1)!r}")
+    try:
+        as_of = nse_date(last_day.group(1))
+    except ValueError as exc:
+        raise ParseError(where, f"last day of trading: {exc}") from None
     frame = pl.DataFrame(table, schema=[LINE, *names], orient="row")
     silver = to_silver(frame, where, COLUMNS, _MCWB_SOURCE)
     return silver.with_columns(
@@ -334,23 +323,10 @@ def _mcwb_member(data: bytes, where: str) -> pl.DataFrame:
     )
 
 
-def _day(text: str) -> dt.date | None:
-    """31-May-2022 or 01-June-2021: NSE's footnotes spell months both ways."""
-    for form in ("%d-%b-%Y", "%d-%B-%Y"):
-        try:
-            return dt.datetime.strptime(text, form).date()
-        except ValueError:
-            pass
-    return None
-
-
 # ---- the API --------------------------------------------------------------------------------
 def _parse_api(raw: bytes, file_name: str) -> pl.DataFrame:
-    try:
-        document = json.loads(raw)
-    except ValueError as exc:
-        raise ParseError(file_name, f"expected JSON: {exc}") from None
-    data = document.get("data") if isinstance(document, dict) else None
+    document = json_object(raw, file_name)
+    data = document.get("data")
     if not isinstance(data, list) or not data:
         raise ParseError(
             file_name,
@@ -361,13 +337,10 @@ def _parse_api(raw: bytes, file_name: str) -> pl.DataFrame:
     name = document.get("name") or (own[0].get("symbol") if own else None)
     if not name:
         raise ParseError(file_name, "expected the index's own row (priority 1) naming it")
-    stamp = document.get("timestamp")
     try:
-        as_of = dt.datetime.strptime(str(stamp), "%d-%b-%Y %H:%M:%S").date()
-    except ValueError:
-        raise ParseError(
-            file_name, f"expected a timestamp like 27-May-2026 11:54:31, found {stamp!r}"
-        ) from None
+        as_of = nse_datetime(document.get("timestamp")).date()
+    except ValueError as exc:
+        raise ParseError(file_name, str(exc), column="timestamp") from None
     records = []
     for position, row in enumerate(data):
         if not isinstance(row, dict) or row.get("priority") == 1:
@@ -416,14 +389,147 @@ def _parse_api(raw: bytes, file_name: str) -> pl.DataFrame:
     return silver
 
 
+# ---- fetching a day's lists -----------------------------------------------------------------
+def _today() -> dt.date:
+    return dt.datetime.now(IST).date()
+
+
+@dataclass(frozen=True)
+class IndexLists(Publication):
+    """A day's snapshot is one list per index, each fetched on its own into its own bronze
+    folder (`index=<slug>`), and filed under the trade date only when it can be that day's:
+
+    - the archive host's current list when its Last-Modified day (in Mumbai) is not after the
+      trade date: the file has not changed since, so it is the list in force that day. Without
+      the header, only on the day itself (a run on the trade date, not a backfill);
+    - otherwise, for the indices in NSE's monthly weightage archive, that archive when it is as
+      of the trade date, i.e. on the month's last trading day: how history is backfilled, one
+      snapshot a month, with weights;
+    - when the archive host has no list at all (a 404, or an HTML page served with 200), the
+      API, when its timestamp falls on the trade date.
+
+    A backfill over a range therefore files a snapshot on each month's last trading day for
+    NIFTY 50 and NIFTY NEXT 50, and skips the other days with the reason.
+    """
+
+    items_param: ClassVar[str] = "indices"
+    today: object = _today
+
+    def default_items(self, lake) -> list[str]:
+        return list(DEFAULT_INDICES)
+
+    def fetch(self, client, request: Request, keep: Keep) -> dict:
+        names = list(request.items or DEFAULT_INDICES)
+        for name in names:
+            index(name)  # an unknown name fails here, listing the known ones
+        found, missing = {}, {}
+        for name in names:
+            source, reason = self._fetch_index(client, index(name), request.trade_date, keep)
+            if source is None:
+                missing[name] = reason
+                log.info("%s for %s: %s", name, request.trade_date, reason)
+            else:
+                found[name] = source
+        if not found:
+            reasons = "; ".join(f"{name}: {reason}" for name, reason in missing.items())
+            raise NotPublished(DATASET.name, f"no index list for {request.trade_date} ({reasons})")
+        return {"indices": found, "missing": missing}
+
+    def _fetch_index(
+        self, client, listed: Index, day: dt.date, keep: Keep
+    ) -> tuple[str | None, str | None]:
+        """Keep the index's list for the day: (its source, None), or (None, why there is none)."""
+        part = f"index={listed.slug}"
+        try:
+            response = client.get_archive(listed.list_path, expect=("csv",))
+        except NotPublished as e:
+            return self._from_api(client, listed, day, keep, f"{e.url}: {e.reason}")
+        published = http_date_ist(response.headers.get("last-modified"))
+        if (day >= self.today()) if published is None else (published <= day):
+            keep(response, part=part)
+            return "csv", None
+        reason = f"{response.url} is the list published on {published or self.today()}, after {day}"
+        if listed.mcwb_member is None:
+            return None, reason
+        if (day + dt.timedelta(days=7)).month == day.month:
+            # A month's last trading day is in its last week: other days need no request.
+            return None, f"{reason}; the monthly archive is as of the month's last trading day only"
+        try:
+            monthly = client.get_archive(mcwb_path(day), expect=("zip",))
+        except NotPublished as e:
+            return None, f"{reason}; {e.url}: {e.reason}"
+        as_of = own_rows(monthly.content, monthly.file_name, listed)["as_of"][0]
+        if as_of != day:
+            return None, f"{reason}; {monthly.url} is as of {as_of}"
+        keep(monthly, part=part)
+        return "mcwb", None
+
+    def _from_api(
+        self, client, listed: Index, day: dt.date, keep: Keep, reason: str
+    ) -> tuple[str | None, str | None]:
+        try:
+            response = client.get_api(API_PATH, {"index": listed.name})
+        except NotPublished as e:
+            return None, f"{reason}; {e.url}: {e.reason}"
+        file_name = f"equity-stockIndices_{listed.slug}.json"
+        as_of = own_rows(response.content, file_name, listed)["as_of"][0]
+        if as_of != day:
+            return None, f"{reason}; {response.url} is the list as of {as_of}, not {day}"
+        keep(response, file_name, part=f"index={listed.slug}")
+        return "api", None
+
+    def stamp(self, frame: pl.DataFrame, record, trade_date: dt.date) -> pl.DataFrame:
+        """The file's rows of its own index, filed under the trade date; a current list is as
+        of its Last-Modified day, the other shapes say their own."""
+        slug = (record.part or "").removeprefix("index=")
+        listed = next((i for i in INDICES if i.slug == slug), None)
+        if listed is None:
+            raise ParseError(record.file_name, f"kept under {record.part!r}, not a known index")
+        rows = _of_index(frame, record.file_name, listed)
+        if rows["source_format"][0] == "csv":
+            rows = rows.with_columns(
+                as_of=pl.lit(http_date_ist(record.headers.get("last-modified")), pl.Date)
+            )
+        return rows.with_columns(trade_date=pl.lit(trade_date))
+
+
+def own_rows(raw: bytes, file_name: str, listed: Index) -> pl.DataFrame:
+    """The file's rows of `listed`: a monthly archive holds several indices."""
+    return _of_index(parse(raw, file_name), file_name, listed)
+
+
+def _of_index(frame: pl.DataFrame, file_name: str, listed: Index) -> pl.DataFrame:
+    rows = frame.filter(pl.col("index_name") == listed.name)
+    if rows.is_empty():
+        raise ParseError(file_name, f"holds no list of {listed.name}")
+    return rows
+
+
+def _changes(ctx, dataset, loaded: dict) -> dict:
+    from include.nse.index_membership import changes_on
+
+    day = dt.date.fromisoformat(loaded["trade_date"])
+    with ctx.database() as (client, database):
+        found = changes_on(client, day, database)
+    for change in found:
+        log.info("%(index_name)s: %(change)s of %(symbol)s", change)
+    return {"trade_date": day.isoformat(), "changes": found}
+
+
 DATASET = Dataset(
     name="index_constituents",
     table="index_constituents",
     columns=COLUMNS,
     key=KEY,
-    remote_paths=remote_paths,
     parse=parse,
-    expected_kinds=("csv", "zip", "json"),
+    publication=IndexLists(),
     doc=__doc__,
     checks=CHECKS,
+    after=(
+        Step(
+            "changes",
+            _changes,
+            "Inclusions and exclusions against each index's previous snapshot.",
+        ),
+    ),
 )
