@@ -84,7 +84,9 @@ say "MLflow tracking server (starting)"
 # `mlflow_tracking_uri` variable (airflow_settings.yaml) take the URI from the environment.
 MLFLOW_PORT="${MLFLOW_PORT:-$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 export MLFLOW_TRACKING_URI="http://127.0.0.1:$MLFLOW_PORT"
-start_bg mlflow "$root/.venv/bin/mlflow" server --host 127.0.0.1 --port "$MLFLOW_PORT" \
+# MLflow's job runner (GenAI evaluation jobs) is not used here: without it the server is one
+# process, not eight.
+start_bg mlflow env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false "$root/.venv/bin/mlflow" server --host 127.0.0.1 --port "$MLFLOW_PORT" \
   --workers 1 --backend-store-uri "sqlite:///$state/mlflow.db" \
   --artifacts-destination "$state/mlflow-artifacts"
 
