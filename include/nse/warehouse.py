@@ -181,14 +181,28 @@ def to_columns(data: Any) -> dict[str, list]:
 
 
 def insert_columns(client: Client, table: str, data: Any) -> int:
-    """Insert whole columns into `table` (`name` or `database.name`) in one batch; rows sent."""
+    """Insert whole columns into `table` (`name` or `database.name`) in one batch; rows sent.
+
+    A polars frame goes as ClickHouse's Native format (`include.nse.native`), several times
+    faster than clickhouse-driver's value-by-value encoding; other data, and columns of a type
+    the Native encoder does not cover, go through clickhouse-driver.
+    """
+    from include.nse import native
+
+    target = qualified_name(table)
+    if isinstance(data, pl.DataFrame):
+        for name in data.columns:
+            identifier(name)
+        sent = native.insert(client, target, data)
+        if sent is not None:
+            return sent
     columns = to_columns(data)
     if not columns:
         raise ValueError(f"nothing to insert into {table}: no columns")
     rows = len(next(iter(columns.values())))
     if rows:
         client.execute(
-            f"INSERT INTO {qualified_name(table)} ({', '.join(map(identifier, columns))}) VALUES",
+            f"INSERT INTO {target} ({', '.join(map(identifier, columns))}) VALUES",
             list(columns.values()),
             columnar=True,
         )

@@ -1,3 +1,3 @@
 """ClickHouse for Airflow: the `clickhouse` connection type and a hook that tags every query."""
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"

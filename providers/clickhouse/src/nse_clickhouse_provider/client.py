@@ -36,6 +36,12 @@ class TaggedClient(Client):
     when it is sent. Methods built on others (``query_dataframe`` runs ``execute``) tag once.
     """
 
+    @staticmethod
+    def new_query_id(purpose: str) -> str:
+        """A task-tagged id for a statement sent below the methods tagged here (a caller that
+        writes protocol packets itself, e.g. a Native-format insert)."""
+        return make_query_id(purpose)
+
     execute = _tagged("execute")
     execute_iter = _tagged("execute_iter")
     execute_with_progress = _tagged("execute_with_progress")
