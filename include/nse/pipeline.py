@@ -70,15 +70,21 @@ def _seconds(started: float) -> float:
 
 
 # ---- fetch -> bronze -------------------------------------------------------------------------
-def fetch(ctx: Context, dataset: Dataset, request: Request, *, history: bool = False) -> dict:
-    """Fetch the request's files into bronze (from NSE's API for a past date when `history`).
+def fetch(
+    ctx: Context, dataset: Dataset, request: Request, *, history: bool = False, client=None
+) -> dict:
+    """Fetch the request's files into bronze (from NSE's API for a past date when `history`),
+    with `client` when given (a run of many days keeps one session), else a new one.
 
     Raises NotPublished when NSE has nothing for the request yet, and InHistory when
     `request.history` is False and a latest-day file has moved past the date.
     """
+    if client is None:
+        with ctx.client() as client:
+            return fetch(ctx, dataset, request, history=history, client=client)
     started = time.monotonic()
     kept = []
-    with ctx.client() as client, ctx.lake.bronze_batch() as bronze:
+    with ctx.lake.bronze_batch() as bronze:
 
         def keep(response, file_name=None, part=None):
             record = bronze.write(
@@ -138,9 +144,14 @@ def check_dates(dataset: Dataset, df: pl.DataFrame, trade_date: dt.date, file_na
 def parse(ctx: Context, dataset: Dataset, trade_date: dt.date, fetched: dict | None = None) -> dict:
     """The date's bronze files (the latest fetch of each) into its silver partition, replaced
     whole; a per-refresh dataset parses the files `fetched` names into new silver parts."""
-    started = time.monotonic()
     if dataset.publication.per_item:
         return dataset.publication.to_silver(ctx, dataset, fetched or {})
+    return to_silver(ctx, dataset, trade_date)[1]
+
+
+def to_silver(ctx: Context, dataset: Dataset, trade_date: dt.date) -> tuple[pl.DataFrame, dict]:
+    """`parse` for a date partition: the silver frame written, and the step's stats."""
+    started = time.monotonic()
     records = ctx.lake.current_bronze(dataset.name, trade_date)
     if not records:
         raise FileNotFoundError(
@@ -158,7 +169,7 @@ def parse(ctx: Context, dataset: Dataset, trade_date: dt.date, fetched: dict | N
     if len(frames) > 1:
         _require_one_row_per_key(dataset, frame, records)
     path = ctx.lake.write_silver(dataset.name, trade_date, frame)
-    return {
+    return frame, {
         "dataset": dataset.name,
         "trade_date": trade_date.isoformat(),
         "silver": [str(path)],

@@ -287,38 +287,62 @@ def load(
     return stats
 
 
-def replace_partition(
-    client: Client,
-    table: str,
-    partition: Any,
-    df: pl.DataFrame,
-) -> None:
+def replace_partition(client: Client, table: str, partition: Any, df: pl.DataFrame) -> None:
     """Make `df` the whole content of one partition of `table` (`database.name`).
 
     `partition` is the value of the table's partition key (a trade date, or a year for tables
     partitioned by `toYear(date)`); `df` must hold only rows of that partition.
     """
+    replace_partitions(client, table, {partition: df})
+
+
+def replace_partitions(client: Client, table: str, frames: Mapping[Any, pl.DataFrame]) -> None:
+    """Make each frame the whole content of its partition of `table`, through one staging table
+    filled by one insert: loading several days costs one round of inserting, not one per day.
+
+    Each partition is swapped in with `REPLACE PARTITION ... FROM stage`, atomic per partition;
+    an empty frame empties its partition (`DROP PARTITION`: current releases refuse to replace
+    from an empty source, `allow_replace_partition_from_empty_source`).
+    """
     table = qualified_name(table)
-    if df.is_empty():
-        # REPLACE PARTITION from an empty stage empties the date on 18.16 but is refused by
-        # current releases (allow_replace_partition_from_empty_source); DROP works on both.
-        client.execute(
-            f"ALTER TABLE {table} DROP PARTITION %(partition)s", {"partition": partition}
-        )
-        return
-    drop_stale_stages(client, table)
-    stage = f"{table}__stage_{int(time.time())}_{uuid.uuid4().hex[:8]}"
-    client.execute(f"CREATE TABLE {stage} AS {table}")
-    try:
-        insert_columns(client, stage, df)
-        client.execute(
-            f"ALTER TABLE {table} REPLACE PARTITION %(partition)s FROM {stage}",
-            {"partition": partition},
-        )
-    except BaseException:
-        _drop_stage_quietly(client, stage)
-        raise
-    client.execute(f"DROP TABLE IF EXISTS {stage}")
+    filled = [df for df in frames.values() if not df.is_empty()]
+    if filled:
+        drop_stale_stages(client, table)
+        stage = f"{table}__stage_{int(time.time())}_{uuid.uuid4().hex[:8]}"
+        client.execute(f"CREATE TABLE {stage} AS {table}")
+        try:
+            insert_columns(client, stage, pl.concat(filled) if len(filled) > 1 else filled[0])
+            for partition, df in frames.items():
+                if not df.is_empty():
+                    client.execute(
+                        f"ALTER TABLE {table} REPLACE PARTITION %(partition)s FROM {stage}",
+                        {"partition": partition},
+                    )
+        except BaseException:
+            _drop_stage_quietly(client, stage)
+            raise
+        client.execute(f"DROP TABLE IF EXISTS {stage}")
+    for partition, df in frames.items():
+        if df.is_empty():
+            client.execute(
+                f"ALTER TABLE {table} DROP PARTITION %(partition)s", {"partition": partition}
+            )
+
+
+def load_days(
+    client: Client, dataset: Dataset, frames: Mapping[dt.date, pl.DataFrame], database: str = "nse"
+) -> dict[dt.date, int]:
+    """Make each frame, a silver partition, what the dataset's table holds for its trade date,
+    all through one staging table; rows per date. For tables partitioned by trade date."""
+    if dataset.warehouse_partition != "date":
+        raise ValueError(f"{dataset.name} is not partitioned by trade date; load it with `load`")
+    conformed = {
+        _as_date(day): conform_for_load(dataset, _as_date(day), df) for day, df in frames.items()
+    }
+    table = f"{identifier(database)}.{identifier(dataset.table)}"
+    replace_partitions(client, table, conformed)
+    log.info("loaded %d days into %s", len(conformed), table)
+    return {day: df.height for day, df in conformed.items()}
 
 
 def insert_new(

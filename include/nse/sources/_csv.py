@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -76,30 +77,47 @@ def csv_bytes(raw: bytes, file_name: str) -> bytes:
     return raw.removeprefix(BOM)
 
 
-def read_csv(raw: bytes, file_name: str, *, separator: str = ",") -> pl.DataFrame:
-    """Every column as text, stripped, with blank and missing values null, plus `LINE`.
+@dataclass(frozen=True)
+class CsvFile:
+    """A CSV as NSE served it, checked once: its bytes (unzipped, without BOM), its header's
+    stripped names, and every non-blank line holding as many fields as the header."""
 
-    Header names are stripped; a trailing empty name (from a trailing comma) is dropped with
-    its column, which must be empty. Every line must have as many fields as the header: polars
-    alone fills a short line with nulls, which is also how a cut-off file looks. Blank lines are
-    dropped. Line numbers assume one record per line, as in every NSE file; a quoted field that
-    spans lines is refused by the field count.
-    """
+    data: bytes
+    file_name: str
+    names: list[str]
+    separator: str = ","
+
+
+def open_csv(raw: bytes, file_name: str, *, separator: str = ",") -> CsvFile:
+    """The CSV in `raw`, checked: UTF-8, a header without empty or repeated names (a trailing
+    empty one, from a trailing comma, aside), every line with the header's number of fields.
+    Line numbers assume one record per line, as in every NSE file; a quoted field that spans
+    lines is refused by the field count."""
     data = csv_bytes(raw, file_name)
     try:
-        text = data.decode("utf-8")
+        data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise ParseError(file_name, f"expected UTF-8 text ({exc.reason})", line=line) from None
-    header, _, _ = text.partition("\n")
+    header = data.split(b"\n", 1)[0].decode("utf-8")
     names = [name.strip() for name in next(csv.reader([header], delimiter=separator))]
     _check_header(names, file_name)
     _check_field_counts(data, separator, len(names), file_name)
+    return CsvFile(data, file_name, names, separator)
 
+
+def read_csv(raw: bytes | CsvFile, file_name: str = "", *, separator: str = ",") -> pl.DataFrame:
+    """Every column as text, stripped, with blank and missing values null, plus `LINE`.
+
+    Header names are stripped; a trailing empty name (from a trailing comma) is dropped with
+    its column, which must be empty. Blank lines are dropped.
+    """
+    opened = raw if isinstance(raw, CsvFile) else open_csv(raw, file_name, separator=separator)
+    names, file_name = opened.names, opened.file_name
     try:
         frame = pl.read_csv(
-            data,
-            separator=separator,
+            opened.data,
+            separator=opened.separator,
             infer_schema=False,
             empty_string_is_null=False,
             row_index_name=LINE,
@@ -126,6 +144,100 @@ def read_csv(raw: bytes, file_name: str, *, separator: str = ",") -> pl.DataFram
     return frame
 
 
+def read_columns(
+    opened: CsvFile,
+    columns: Iterable[Column],
+    source: Mapping[str, str],
+    *,
+    require: Mapping[str, str] | None = None,
+) -> pl.DataFrame:
+    """`to_silver(read_csv(...))` for the columns `source` names, without reading every column
+    as text first; each file column in `require` must hold its value on every row (checked
+    before any value is parsed, as `require_value` would).
+
+    Numbers are read by polars' CSV reader as numbers, only the columns needed; a file that
+    reader does not take as is (grouping commas, "-" for nothing, padded values, blank lines,
+    quotes, NaN, a blank where a value is required) is read the slow way instead, which says
+    where and why it fails or reads it right. Both ways give the same frame for every file.
+    """
+    require = dict(require or {})
+    silver = {column.name: column for column in columns}
+    require_columns(opened.names, opened.file_name, [*source.values(), *require])
+    fast = _read_typed(opened, silver, source, list(require))
+    if fast is not None:
+        for column, expected in require.items():
+            require_value(fast, opened.file_name, column, expected)
+        return fast.drop([c for c in require if c not in source.values()])
+    frame = read_csv(opened)
+    for column, expected in require.items():
+        require_value(frame, opened.file_name, column, expected)
+    return to_silver(frame, opened.file_name, columns, source)
+
+
+def _read_typed(
+    opened: CsvFile, silver: dict[str, Column], source: Mapping[str, str], text: list[str]
+) -> pl.DataFrame | None:
+    """The fast way of `read_columns`, or None where only the slow way is sure to be right."""
+    data = opened.data
+    if b"\n\n" in data or b"\n\r\n" in data or b'"' in data:
+        return None
+    names = opened.names
+    wanted = list(dict.fromkeys([*source.values(), *text, *([""] if names[-1] == "" else [])]))
+    numbers = {
+        file_column: silver[name].dtype
+        for name, file_column in source.items()
+        if silver[name].dtype.is_numeric()
+    }
+    try:
+        frame = pl.read_csv(
+            data,
+            separator=opened.separator,
+            has_header=False,
+            skip_rows=1,
+            new_columns=names,
+            columns=[names.index(name) for name in wanted],
+            schema_overrides={name: numbers.get(name, pl.String) for name in wanted},
+            row_index_name=LINE,
+            row_index_offset=2,
+        )
+    except pl.exceptions.PolarsError:
+        return None
+    strings = [name for name in wanted if name not in numbers]
+    stripped = pl.col(strings).str.strip_chars()
+    typed = []
+    for name, file_column in source.items():
+        column = silver[name]
+        if column.dtype == pl.Date:
+            value = parse_dates(pl.col(file_column).str.replace("^-$", ""))
+        else:
+            value = pl.col(file_column)
+        typed.append(value.alias(name))
+    frame = frame.with_columns(pl.when(stripped != "").then(stripped))
+    checks = [
+        *(
+            pl.col(file_column).is_null()
+            for name, file_column in source.items()
+            if not silver[name].nullable
+        ),
+        *(
+            pl.col(file_column).is_nan() | pl.col(file_column).is_infinite()
+            for name, file_column in source.items()
+            if silver[name].dtype.is_float()
+        ),
+        *(
+            pl.col(file_column).is_not_null() & parse_dates(pl.col(file_column)).is_null()
+            for name, file_column in source.items()
+            if silver[name].dtype == pl.Date
+        ),
+    ]
+    if "" in wanted:
+        checks.append(pl.col("").is_not_null())
+    if checks and frame.select(pl.any_horizontal(checks).fill_null(False).any()).item():
+        return None
+    extra = [name for name in text if name not in source.values()]
+    return frame.select(pl.col(LINE), *typed, *extra)
+
+
 def _check_header(names: list[str], file_name: str) -> None:
     if not any(names):
         raise ParseError(file_name, "expected a header line, found a blank one", line=1)
@@ -146,8 +258,10 @@ def _check_field_counts(data: bytes, separator: str, expected: int, file_name: s
     fine; in a line with quotes a separator may sit inside a field, so the csv module counts)."""
     raw = np.frombuffer(data, dtype=np.uint8)
     newlines = np.flatnonzero(raw == ord("\n"))
-    line_of = np.searchsorted(newlines, np.flatnonzero(raw == ord(separator)))
-    counts = np.bincount(line_of, minlength=newlines.size + 1) + 1
+    separators = np.flatnonzero(raw == ord(separator))
+    # Separators before each line's end, line by line: the counts per line.
+    before = np.searchsorted(separators, np.concatenate((newlines, [raw.size])))
+    counts = np.diff(before, prepend=0) + 1
     suspects = np.flatnonzero(counts != expected)
     if b'"' in data:
         quoted = np.unique(np.searchsorted(newlines, np.flatnonzero(raw == ord('"'))))
@@ -171,11 +285,15 @@ def _check_field_counts(data: bytes, separator: str, expected: int, file_name: s
             )
 
 
-def require_columns(frame: pl.DataFrame, file_name: str, columns: Iterable[str]) -> None:
-    """Refuse a header that lacks any of `columns`, listing what it has instead."""
-    missing = [name for name in columns if name not in frame.columns]
+def require_columns(
+    frame: pl.DataFrame | list[str], file_name: str, columns: Iterable[str]
+) -> None:
+    """Refuse a header (a frame's, or a list of names) that lacks any of `columns`, listing
+    what it has instead."""
+    names = frame.columns if isinstance(frame, pl.DataFrame) else frame
+    missing = [name for name in columns if name not in names]
     if missing:
-        found = ", ".join(name for name in frame.columns if name != LINE)
+        found = ", ".join(name for name in names if name not in (LINE, ""))
         raise ParseError(file_name, f"header lacks {', '.join(missing)}; found {found}", line=1)
 
 
@@ -256,7 +374,8 @@ def to_silver(
     parsed = parsed.collect()
     flags = parsed.select(pl.selectors.starts_with("bad:"))
     flags.columns = [c.removeprefix("bad:") for c in flags.columns]
-    failing = [name for name, hit in flags.select(pl.all().any()).row(0, named=True).items() if hit]
+    hits = flags.select(pl.all().any()).row(0, named=True) if flags.width else {}
+    failing = [name for name, hit in hits.items() if hit]
     if failing:
         # The first bad row of the file, and its first bad column in the source's order.
         rows = {name: flags[name].arg_true()[0] for name in failing}

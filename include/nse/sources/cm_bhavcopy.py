@@ -13,12 +13,10 @@ import polars as pl
 
 from include.nse.errors import ParseError
 from include.nse.sources._csv import (
-    LINE,
     bhavcopy_paths,
-    read_csv,
-    require_value,
+    open_csv,
+    read_columns,
     single_date,
-    to_silver,
 )
 from include.nse.sources.base import Column, DailyFile, Dataset
 from include.nse.sources.checks import (
@@ -117,22 +115,23 @@ def remote_paths(trade_date: dt.date) -> list[str]:
 
 def parse(raw: bytes, file_name: str) -> pl.DataFrame:
     """Either layout, zipped or plain, to silver; the header decides which layout it is."""
-    frame = read_csv(raw, file_name)
-    if "TckrSymb" in frame.columns:
+    opened = open_csv(raw, file_name)
+    names = opened.names
+    if "TckrSymb" in names:
         source_format, source = "udiff", _UDIFF
-        # The F&O UDiFF file has the same header: only the segment tells them apart.
-        require_value(frame, file_name, "Sgmt", "CM")
-    elif "SYMBOL" in frame.columns:
+    elif "SYMBOL" in names:
         source_format = "legacy"
-        source = _LEGACY | {k: v for k, v in _LEGACY_LATER.items() if v in frame.columns}
+        source = _LEGACY | {k: v for k, v in _LEGACY_LATER.items() if v in names}
     else:
         raise ParseError(
             file_name,
             "expected a legacy (SYMBOL,SERIES,...) or UDiFF (TradDt,...,TckrSymb,...) bhavcopy "
-            f"header, found {','.join(c for c in frame.columns if c != LINE)}",
+            f"header, found {','.join(names)}",
             line=1,
         )
-    silver = to_silver(frame, file_name, COLUMNS, source)
+    # The other segment's UDiFF file has the same header: only the segment tells them apart.
+    segment = {"Sgmt": "CM"} if source_format == "udiff" else {}
+    silver = read_columns(opened, COLUMNS, source, require=segment)
     single_date(silver, file_name, "trade_date", file_column=source["trade_date"])
     missing = [c.name for c in COLUMNS if c.name not in silver.columns and c.nullable]
     silver = silver.with_columns(

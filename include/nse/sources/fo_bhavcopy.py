@@ -21,14 +21,12 @@ import polars as pl
 from include.nse.errors import ParseError
 from include.nse.sources._csv import (
     LAKH,
-    LINE,
     bhavcopy_paths,
-    read_csv,
+    open_csv,
+    read_columns,
     refuse_rows,
     require_unique,
-    require_value,
     single_date,
-    to_silver,
 )
 from include.nse.sources.base import Column, DailyFile, Dataset
 from include.nse.sources.checks import (
@@ -216,21 +214,22 @@ def remote_paths(trade_date: dt.date) -> list[str]:
 
 def parse(raw: bytes, file_name: str) -> pl.DataFrame:
     """Either layout, zipped or plain, to silver; the header decides which layout it is."""
-    frame = read_csv(raw, file_name)
-    if "TckrSymb" in frame.columns:
+    opened = open_csv(raw, file_name)
+    names = opened.names
+    if "TckrSymb" in names:
         source_format, source = "udiff", _UDIFF
-        # The CM UDiFF file has the same header: only the segment tells them apart.
-        require_value(frame, file_name, "Sgmt", "FO")
-    elif "INSTRUMENT" in frame.columns:
+    elif "INSTRUMENT" in names:
         source_format, source = "legacy", _LEGACY
     else:
         raise ParseError(
             file_name,
             "expected a legacy (INSTRUMENT,SYMBOL,EXPIRY_DT,...) or UDiFF (TradDt,...,TckrSymb,"
-            f"...) F&O bhavcopy header, found {','.join(c for c in frame.columns if c != LINE)}",
+            f"...) F&O bhavcopy header, found {','.join(names)}",
             line=1,
         )
-    silver = to_silver(frame, file_name, COLUMNS, source)
+    # The other segment's UDiFF file has the same header: only the segment tells them apart.
+    segment = {"Sgmt": "FO"} if source_format == "udiff" else {}
+    silver = read_columns(opened, COLUMNS, source, require=segment)
     single_date(silver, file_name, "trade_date", file_column=source["trade_date"])
     codes = _INSTRUMENT_CODES[source_format]
     instrument = silver["instrument"].replace_strict(codes, default=None)
