@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -277,6 +278,30 @@ class TestRecord:
             ("cm_bhavcopy", silver["cm_bhavcopy", DAY].height, 2, "run"),
             ("fo_bhavcopy", silver["fo_bhavcopy", DAY].height, 2, "run"),
         ]
+
+    def test_the_record_is_great_expectations_own(self, silver, lake_root):
+        """The validation JSON in the lake is what GX's own suite result writes for the same
+        expectation results, failures and their unexpected values included."""
+        from great_expectations.core.expectation_validation_result import (
+            ExpectationSuiteValidationResult,
+            ExpectationValidationResultSchema,
+        )
+
+        lake = _lake(lake_root, silver, "cm_bhavcopy", _high_below_low(silver["cm_bhavcopy", DAY]))
+        report = quality.validate_partition(lake, sources.get("cm_bhavcopy"), DAY)
+        document = json.loads(Path(report.path).read_text())["great_expectations"]
+        results = [ExpectationValidationResultSchema().load(r) for r in document["results"]]
+        by_gx = ExpectationSuiteValidationResult(
+            success=all(r.success for r in results),
+            results=results,
+            suite_name="cm_bhavcopy",
+            statistics=document["statistics"],
+            meta={"trade_date": DAY.isoformat(), "engine": "polars metrics"},
+        ).to_json_dict()
+        assert json.loads(json.dumps(by_gx, default=str)) == document
+        failed = [r for r in document["results"] if not r["success"]]
+        assert len(failed) == len(report.failed) >= 1
+        assert failed[0]["result"]["unexpected_count"] >= 1
 
 
 # ---- the gate against Great Expectations' own pandas engine ------------------------------------

@@ -158,10 +158,10 @@ def _days(dataset: str, start: dt.date, end: dt.date | None) -> list[dt.date]:
     return default_calendar().trading_days(start, end, segment)
 
 
-def _context(with_warehouse: bool):
+def _context(with_warehouse: bool, run_id: str = ""):
     from include.nse.pipeline import Context
 
-    return Context(Settings.from_env(), _warehouse() if with_warehouse else None)
+    return Context(Settings.from_env(), _warehouse() if with_warehouse else None, run_id=run_id)
 
 
 @cli.command()
@@ -189,46 +189,116 @@ def fetch(dataset: str, start: dt.date, end: dt.date | None, items: tuple[str, .
 @click.option("--date", "start", required=True, callback=_date, help="Trade date, YYYY-MM-DD.")
 @click.option("--to", "end", callback=_date, help="Last trade date of a range.")
 @item_option
-def ingest(dataset: str, start: dt.date, end: dt.date | None, items: tuple[str, ...]) -> None:
+@click.option("--reload", is_flag=True, help="Load again days already loaded from the same bronze.")
+def ingest(
+    dataset: str, start: dt.date, end: dt.date | None, items: tuple[str, ...], reload: bool
+) -> None:
     """Fetch, parse, check and load a dataset for a date (or each trading day of a range).
 
-    Each day runs the gated chain on its own: a day that fails a critical expectation (or
-    cannot be fetched or parsed) loads nothing and is reported, the others go on, and the
-    command then exits 1 naming the days that failed. ClickHouse comes from
-    CLICKHOUSE_HOST/PORT/USER/PASSWORD/DATABASE.
+    The same gated chain as the DAGs and the history backfill (`include.nse.history`), with
+    fetching, parsing and loading overlapped: a day that fails a critical expectation (or cannot
+    be fetched or parsed) loads nothing and is reported, the others go on, and the command then
+    exits 1 naming the days that failed. Days already loaded from the same bronze are skipped
+    unless --reload. On a terminal a progress bar; piped, one JSON line per day. ClickHouse
+    comes from CLICKHOUSE_HOST/PORT/USER/PASSWORD/DATABASE.
     """
+    from include.nse import history
+
+    ds, days = sources.get(dataset), _days(dataset, start, end)
+    if ds.publication.per_item or ds.segment is None:
+        _ingest_each(ds, days, items)
+        return
+    span = f"{days[0]}..{days[-1]}" if len(days) > 1 else str(start)
+    with _progress(len(days)) as report:
+        try:
+            outcomes = history.load_days(
+                _context(True, run_id="cli"),
+                ds,
+                days,
+                items=items,
+                reload=reload,
+                on_outcome=report,
+            )
+        except _warehouse_errors() as e:
+            raise _clickhouse_failure(e, f"while loading {dataset} for {span}") from None
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        reasons = "; ".join(f"{o.trade_date}: {o.error}" for o in failed)
+        raise click.ClickException(
+            f"{dataset}: {len(failed)} day(s) failed and were not loaded: {reasons}"
+        )
+
+
+def _outcome_line(outcome) -> dict:
+    line = {"dataset": outcome.dataset, "trade_date": outcome.trade_date.isoformat()}
+    line["status"] = outcome.status
+    if outcome.status == "failed":
+        return line | {"failed": outcome.error}
+    if outcome.status == "not_published":
+        return line | {"not_published": outcome.error}
+    return line | {"rows": outcome.rows, "seconds": outcome.seconds, **outcome.files}
+
+
+@contextmanager
+def _progress(total: int) -> Iterator:
+    """A callback for each day's outcome: a progress bar (days, rows, rate, time left) on a
+    terminal, one JSON line per day on stdout otherwise."""
+    if not sys.stdout.isatty():
+        yield lambda outcome: _emit(_outcome_line(outcome))
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    rows = 0
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("days  {task.fields[rows]:,} rows  {task.fields[rate]}"),
+        TimeRemainingColumn(),
+    ) as bar:
+        task = bar.add_task("loading", total=total, rows=0, rate="")
+
+        def report(outcome) -> None:
+            nonlocal rows
+            rows += outcome.rows or 0
+            elapsed = bar.tasks[task].elapsed or 0
+            rate = f"{rows / elapsed:,.0f} rows/s" if elapsed else ""
+            bar.update(task, advance=1, rows=rows, rate=rate)
+            if outcome.status in ("failed", "not_published"):
+                bar.console.print(f"{outcome.trade_date} {outcome.status}: {outcome.error}")
+
+        yield report
+
+
+def _ingest_each(ds, days: list[dt.date], items: tuple[str, ...]) -> None:
+    """The chain day by day, for what is not loaded by trading day (lists, snapshots)."""
     from include.nse import pipeline
     from include.nse.sources.base import Request
 
-    ctx, ds = _context(True), sources.get(dataset)
-    failed = []
-    for day in _days(dataset, start, end):
-        line = {"dataset": dataset, "trade_date": day.isoformat()}
+    ctx, failed = _context(True, run_id="cli"), []
+    for day in days:
+        line = {"dataset": ds.name, "trade_date": day.isoformat()}
         try:
             done = pipeline.run(ctx, ds, Request(day, items))
         except NotPublished as e:
-            _emit(line | {"skipped": e.reason})
+            _emit(line | {"status": "not_published", "not_published": e.reason})
             continue
         except NSEError as e:
-            failed.append((day.isoformat(), str(e)))
-            _emit(line | {"failed": str(e)})
+            failed.append(f"{day}: {e}")
+            _emit(line | {"status": "failed", "failed": str(e)})
             continue
         except _warehouse_errors() as e:
-            raise _clickhouse_failure(e, f"while loading {dataset} for {day}") from None
-        _emit(
-            line
-            | {
-                "rows": done["load"]["rows"],
-                "warnings": len(done["validate"]["warnings"]),
-                "bronze": [f["path"] for f in done["fetch"]["files"]],
-                "silver": done["parse"]["silver"],
-            }
-        )
+            raise _clickhouse_failure(e, f"while loading {ds.name} for {day}") from None
+        _emit(line | {"status": "loaded", "rows": done["load"]["rows"]})
     if failed:
-        days = ", ".join(day for day, _ in failed)
-        reasons = "".join(f"\n  {day}: {reason}" for day, reason in failed)
         raise click.ClickException(
-            f"{dataset}: {len(failed)} day(s) failed and were not loaded: {days}{reasons}"
+            f"{ds.name}: {len(failed)} day(s) failed and were not loaded: {'; '.join(failed)}"
         )
 
 

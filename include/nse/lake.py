@@ -117,8 +117,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     return path
 
 
-def write_json(path: Path, document: object) -> Path:
-    return atomic_write_bytes(path, json.dumps(document, indent=2, default=str).encode() + b"\n")
+def write_json(path: Path, document: object, *, indent: int | None = 2) -> Path:
+    return atomic_write_bytes(
+        path, json.dumps(document, indent=indent, default=str).encode() + b"\n"
+    )
 
 
 def write_parquet(path: Path, df: pl.DataFrame) -> Path:
