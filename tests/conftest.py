@@ -179,3 +179,37 @@ def dag_env(nse_root, tmp_path, monkeypatch, airflow_db, clickhouse_server, ch_d
         nse_root, tmp_path / "lake", clickhouse_server, ch_database, monkeypatch
     ) as env:
         yield env
+
+
+@pytest.fixture()
+def slack(monkeypatch):
+    """A webhook receiver on loopback, set as the `slack_alerts` connection; yields messages."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    messages: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            messages.append({"path": self.path, **json.loads(body)})
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    conn = {
+        "conn_type": "slackwebhook",
+        "host": f"http://127.0.0.1:{server.server_port}",
+        "password": "T000/B000/XXX",
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://airflow.example:8080")
+    yield messages
+    server.shutdown()
+    server.server_close()

@@ -7,9 +7,7 @@ import datetime as dt
 import io
 import json
 import logging
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -60,36 +58,6 @@ def nse_root(tmp_path_factory):
     _rewrite_legacy_fo(root, BROKEN, _swap_high_low)
     _rewrite_legacy_fo(root, WARNED, _close_above_high)
     return root
-
-
-@pytest.fixture()
-def slack(monkeypatch):
-    """A webhook receiver on loopback, set as the `slack_alerts` connection; yields messages."""
-    messages: list[dict] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            messages.append({"path": self.path, **json.loads(body)})
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    conn = {
-        "conn_type": "slackwebhook",
-        "host": f"http://127.0.0.1:{server.server_port}",
-        "password": "T000/B000/XXX",
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", json.dumps(conn))
-    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://airflow.example:8080")
-    yield messages
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture()

@@ -297,8 +297,12 @@ def load(dataset: str, validated: dict, **context) -> dict:
     """Make ClickHouse hold what the gate passed."""
     from include.nse import pipeline
 
-    with outcomes(dataset, trade_date(context)):
-        return _costed(pipeline.load(pipeline_context(context), _dataset(dataset), validated))
+    day = trade_date(context)
+    with outcomes(dataset, day):
+        loaded = pipeline.load(pipeline_context(context), _dataset(dataset), validated)
+    # Downstream DAGs scheduled on the asset read the date from its event.
+    context["outlet_events"][dataset_asset(dataset)].extra = {"trade_date": day.isoformat()}
+    return _costed(loaded)
 
 
 @task
