@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from include.nse_standin.cli import generate_command
 from include.nse_standin.generate import generate
 from include.nse_standin.market import EPOCH, trading_days
+from tests.helpers import read_records
 
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 FIRST, LAST = dt.date(2024, 7, 1), dt.date(2024, 7, 10)
@@ -188,6 +189,36 @@ class TestLayout:
         assert legacy_path(tmp_path, dt.date(2023, 12, 29)).exists()
         assert not udiff_path(tmp_path, dt.date(2023, 12, 29)).exists()
         assert as_values(legacy_rows(tmp_path, day)) == as_values(udiff_as_legacy(tmp_path, day))
+
+    def test_a_weekend_session_has_its_files_and_other_weekends_none(self, tmp_path):
+        """A Saturday NSE opened (2024-03-02) gets a day's files; the Sunday after gets none,
+        and Monday's previous close is Saturday's close."""
+        report = generate(
+            dt.date(2024, 3, 1),
+            dt.date(2024, 3, 4),
+            tmp_path,
+            symbols=50,
+            datasets=["cm_bhavcopy"],
+            weekend_sessions=[dt.date(2024, 3, 2)],
+        )
+        assert report.trading_days == [
+            dt.date(2024, 3, 1),
+            dt.date(2024, 3, 2),
+            dt.date(2024, 3, 4),
+        ]
+        folder = tmp_path / "content/historical/EQUITIES/2024/MAR"
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "cm01MAR2024bhav.csv.zip",
+            "cm02MAR2024bhav.csv.zip",
+            "cm04MAR2024bhav.csv.zip",
+        ]
+        saturday = {
+            r["SYMBOL"]: r for r in read_records((folder / "cm02MAR2024bhav.csv.zip").read_bytes())
+        }
+        monday = read_records((folder / "cm04MAR2024bhav.csv.zip").read_bytes())
+        carried = [r for r in monday if r["SYMBOL"] in saturday and r["SERIES"] == "EQ"]
+        assert carried
+        assert all(r["PREVCLOSE"] == saturday[r["SYMBOL"]]["CLOSE"] for r in carried)
 
 
 class TestDeterminism:

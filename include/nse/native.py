@@ -157,8 +157,8 @@ def insert(
 ) -> int | None:
     """Insert `frame` into `table` (`database.name`, checked by the caller) as Native blocks;
     the rows sent, or None, having sent nothing, for a frame to insert clickhouse-driver's way
-    (a type not encoded here, a compressed connection, a client that only looks like one). Values a column cannot hold raise
-    ValueError, naming the column, and send nothing."""
+    (a type not encoded here, a compressed connection, a client that only looks like one).
+    Values a column cannot hold raise ValueError, naming the column, and send nothing."""
     from clickhouse_driver import Client
     from clickhouse_driver.block import ColumnOrientedBlock
 

@@ -53,7 +53,14 @@ def cli() -> None:
     help="Dataset to write (repeatable; default all).",
 )
 @click.option("--holiday", "holidays", multiple=True, callback=_dates, help="A closed weekday.")
-def generate_command(start, end, out, seed, symbols, datasets, holidays) -> None:
+@click.option(
+    "--session",
+    "weekend_sessions",
+    multiple=True,
+    callback=_dates,
+    help="A weekend day NSE opened (a Budget Saturday).",
+)
+def generate_command(start, end, out, seed, symbols, datasets, holidays, weekend_sessions) -> None:
     """Write NSE files for a range of trade dates, laid out like NSE's archive host."""
     started = time.monotonic()
     try:
@@ -65,6 +72,7 @@ def generate_command(start, end, out, seed, symbols, datasets, holidays) -> None
             symbols=symbols,
             datasets=datasets or None,
             holidays=holidays,
+            weekend_sessions=weekend_sessions,
         )
     except ValueError as e:
         raise click.UsageError(str(e)) from None

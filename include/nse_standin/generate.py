@@ -60,8 +60,10 @@ def generate(
     symbols: int = 2400,
     datasets: Iterable[str] | None = None,
     holidays: Iterable[dt.date] = frozenset(),
+    weekend_sessions: Iterable[dt.date] = frozenset(),
 ) -> GenerateReport:
-    """Write every trading day's files from `start` to `end` under `out`, in NSE's URL layout.
+    """Write every trading day's files from `start` to `end` under `out`, in NSE's URL layout:
+    every weekday but `holidays`, and the `weekend_sessions` (days NSE opened on a weekend).
 
     `symbols` is the number of listed securities; on a day about 92% of them trade and appear
     in the files. The same arguments write the same bytes.
@@ -74,13 +76,14 @@ def generate(
     unknown = [name for name in names if name not in WRITERS]
     if unknown:
         raise ValueError(f"unknown datasets {unknown}; known: {', '.join(WRITERS)}")
-    holidays = frozenset(holidays)
-    days = trading_days(start, end, holidays)
+    holidays, weekend_sessions = frozenset(holidays), frozenset(weekend_sessions)
+    days = trading_days(start, end, holidays, weekend_sessions)
     report = GenerateReport(days, dict.fromkeys(names, 0), dict.fromkeys(names, 0))
     if not days:
         return report
     out = Path(out)
-    for session in sessions(Universe.build(seed, symbols), seed, days, holidays):
+    universe = Universe.build(seed, symbols)
+    for session in sessions(universe, seed, days, holidays, weekend_sessions):
         for name in names:
             for written in WRITERS[name](session, out):
                 report.files[name] += 1

@@ -58,11 +58,17 @@ UDIFF_HEADER = (
 
 
 # ---- trading days -------------------------------------------------------------------------------
-def trading_days(start: dt.date, end: dt.date, holidays: Iterable[dt.date] = ()) -> list[dt.date]:
-    """Weekdays from `start` to `end` that are not `holidays`; a trading calendar replaces this."""
-    closed = set(holidays)
+def trading_days(
+    start: dt.date,
+    end: dt.date,
+    holidays: Iterable[dt.date] = (),
+    weekend_sessions: Iterable[dt.date] = (),
+) -> list[dt.date]:
+    """Weekdays from `start` to `end` that are not `holidays`, and the `weekend_sessions` (a
+    Budget Saturday, a Muhurat Sunday) among them; a trading calendar replaces this."""
+    closed, open_ = set(holidays), set(weekend_sessions)
     days = (start + dt.timedelta(days=i) for i in range((end - start).days + 1))
-    return [d for d in days if d.weekday() < 5 and d not in closed]
+    return [d for d in days if (d.weekday() < 5 and d not in closed) or d in open_]
 
 
 # ---- identifiers ------------------------------------------------------------------------------
@@ -434,7 +440,11 @@ def _to_tick(price: np.ndarray, day: dt.date, paisa_tick: np.ndarray, how=np.rin
 
 
 def sessions(
-    universe: Universe, seed: int, days: list[dt.date], holidays: Iterable[dt.date]
+    universe: Universe,
+    seed: int,
+    days: list[dt.date],
+    holidays: Iterable[dt.date],
+    weekend_sessions: Iterable[dt.date] = (),
 ) -> Iterator[Session]:
     """Walk closing prices from EPOCH to the last of `days`, yielding a Session for each of them.
 
@@ -447,7 +457,7 @@ def sessions(
     spread = universe.volatility / np.sqrt(2 * REVERSION)
     start = np.random.default_rng([seed, 1]).normal(universe.log_level, spread)
     close = _to_tick(np.exp(start), EPOCH, universe.paisa_tick)
-    for day in trading_days(EPOCH, max(days), holidays):
+    for day in trading_days(EPOCH, max(days), holidays, weekend_sessions):
         walk = day_rng(seed, day, "walk")
         step = REVERSION * (universe.log_level - np.log(close))
         step = np.clip(step + universe.volatility * walk.standard_normal(n), -BAND, BAND)
