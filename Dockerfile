@@ -49,6 +49,7 @@ ENV PYTHONPATH=/opt/airflow \
 
 COPY --chown=50000:0 airflow_settings.yaml /opt/airflow/airflow_settings.yaml
 COPY --chown=50000:0 scripts/apply_airflow_settings.py /opt/airflow/scripts/apply_airflow_settings.py
+COPY --chown=50000:0 scripts/check_secrets.py /opt/airflow/scripts/check_secrets.py
 COPY --chown=50000:0 include/ /opt/airflow/include/
 COPY --chown=50000:0 plugins/ /opt/airflow/plugins/
 COPY --chown=50000:0 dags/ /opt/airflow/dags/

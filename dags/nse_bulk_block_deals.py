@@ -30,11 +30,14 @@ from include.nse_airflow import nse_dag
 
 DATASETS = ["bulk_deals", "block_deals"]
 SCHEDULE = TradingDayTimetable(at=dt.time(19, 30), segment="CM", timezone="Asia/Kolkata")
+#: Due by 22:00 IST; later, Slack hears of it (NSE_DEADLINE_MINUTES_NSE_BULK_BLOCK_DEALS).
+FINISH_WITHIN = dt.timedelta(hours=2, minutes=30)
 
 dag = nse_dag(
     "nse_bulk_block_deals",
     datasets=DATASETS,
     schedule=SCHEDULE,
+    finish_within=FINISH_WITHIN,
     doc_md=__doc__,
     tags=["nse", "equities", "deals", "end-of-day"],
 )

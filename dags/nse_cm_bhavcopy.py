@@ -29,11 +29,14 @@ from include.nse_airflow import nse_dag
 
 DATASETS = ["cm_bhavcopy", "cm_delivery"]
 SCHEDULE = TradingDayTimetable(at=dt.time(18, 30), segment="CM", timezone="Asia/Kolkata")
+#: Due by 21:00 IST; later, Slack hears of it (NSE_DEADLINE_MINUTES_NSE_CM_BHAVCOPY).
+FINISH_WITHIN = dt.timedelta(hours=2, minutes=30)
 
 dag = nse_dag(
     "nse_cm_bhavcopy",
     datasets=DATASETS,
     schedule=SCHEDULE,
+    finish_within=FINISH_WITHIN,
     doc_md=__doc__,
     tags=["nse", "equity", "end-of-day"],
 )

@@ -30,11 +30,14 @@ from include.nse_airflow import nse_dag
 
 DATASETS = ["fo_bhavcopy"]
 SCHEDULE = TradingDayTimetable(at=dt.time(19, 0), segment="FO", timezone="Asia/Kolkata")
+#: Due by 21:30 IST; later, Slack hears of it (NSE_DEADLINE_MINUTES_NSE_FO_BHAVCOPY).
+FINISH_WITHIN = dt.timedelta(hours=2, minutes=30)
 
 dag = nse_dag(
     "nse_fo_bhavcopy",
     datasets=DATASETS,
     schedule=SCHEDULE,
+    finish_within=FINISH_WITHIN,
     doc_md=__doc__,
     tags=["nse", "derivatives", "end-of-day"],
 )

@@ -36,11 +36,14 @@ from include.nse_airflow import nse_dag
 
 DATASETS = ["index_constituents"]
 SCHEDULE = TradingDayTimetable(at=dt.time(20, 0), segment="CM", timezone="Asia/Kolkata")
+#: Due by 22:30 IST; later, Slack hears of it (NSE_DEADLINE_MINUTES_NSE_INDEX_CONSTITUENTS).
+FINISH_WITHIN = dt.timedelta(hours=2, minutes=30)
 
 dag = nse_dag(
     "nse_index_constituents",
     datasets=DATASETS,
     schedule=SCHEDULE,
+    finish_within=FINISH_WITHIN,
     doc_md=__doc__,
     tags=["nse", "indices", "end-of-day"],
 )

@@ -1,12 +1,15 @@
-"""Slack alerts on failure: a task's final failure, and a DAG run failing for another reason.
+"""Slack alerts: a task's final failure, a DAG run failing for another reason, and silence (a
+trading day NSE has not published, or answers with a block page, long after its time).
 
 Built on the Slack provider's webhook notifier and the `slack_alerts` connection (type
 `slackwebhook`; the password holds the webhook token, the host the webhook base URL, or the
 password the whole webhook URL). `include.nse_airflow` sets it on every NSE DAG and task.
 Retries are not alerted: Airflow calls `on_failure_callback` only when no try is left. A DAG run
 that failed because a task failed was already alerted by that task, so the DAG-level alert speaks
-only for the other causes (a run timing out, for one). Without a usable connection an alert logs
-one warning and sends nothing; a failure to send is logged and never fails anything.
+only for the other causes (a run timing out, for one). A silence alert is sent by the fetch task
+that finds the date late, once per date (`include.nse.silence` keeps the claim). Without a
+usable connection an alert logs one warning and sends nothing; a failure to send is logged and
+never fails anything.
 """
 
 from __future__ import annotations
@@ -33,29 +36,58 @@ class SlackFailureAlert(BaseNotifier):
         self.slack_conn_id = slack_conn_id
 
     def notify(self, context) -> None:
-        if context.get("reason") == TASK_FAILURE or not self._configured():
+        if context.get("reason") == TASK_FAILURE:
             return
-        from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+        send(message(context), context, self.slack_conn_id)
 
+
+def send(text: str, context, slack_conn_id: str = SLACK_CONN_ID) -> bool:
+    """Post `text` to the webhook. False, with one warning logged, when the connection is
+    missing or Slack refuses: an alert never fails what sends it."""
+    if not _configured(slack_conn_id):
+        return False
+    from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+
+    try:
         SlackWebhookNotifier(
-            slack_webhook_conn_id=self.slack_conn_id, text=message(context), timeout=SLACK_TIMEOUT
+            slack_webhook_conn_id=slack_conn_id, text=text, timeout=SLACK_TIMEOUT
         ).notify(context)
+    except Exception as e:
+        log.warning("Slack alert not sent: %s: %s", type(e).__name__, e)
+        return False
+    return True
 
-    def _configured(self) -> bool:
-        from airflow.sdk import BaseHook
-        from airflow.sdk.exceptions import AirflowNotFoundException
 
-        try:
-            token = BaseHook.get_connection(self.slack_conn_id).password
-        except AirflowNotFoundException:
-            token = None
-        if not (token or "").strip():
-            log.warning(
-                "Slack alert not sent: connection %r is missing or has no webhook token",
-                self.slack_conn_id,
-            )
-            return False
-        return True
+def _configured(slack_conn_id: str) -> bool:
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        token = BaseHook.get_connection(slack_conn_id).password
+    except AirflowNotFoundException:
+        token = None
+    if not (token or "").strip():
+        log.warning(
+            "Slack alert not sent: connection %r is missing or has no webhook token", slack_conn_id
+        )
+        return False
+    return True
+
+
+def silence_message(context, text: str, *, blocked: bool) -> str:
+    """A silence alert: what `include.nse.silence` says of the date, then the task, run and log."""
+    ti = context.get("ti")
+    dag_id = getattr(context.get("dag"), "dag_id", None) or getattr(ti, "dag_id", "?")
+    mark = ":no_entry:" if blocked else ":hourglass:"
+    head, *rest = text.splitlines()
+    return "\n".join(
+        [
+            f"{mark} {head}",
+            *rest,
+            f"Task: {dag_id}.{getattr(ti, 'task_id', '?')}, run {context.get('run_id') or '?'}",
+            f"Log: {getattr(ti, 'log_url', '?')}",
+        ]
+    )
 
 
 def message(context) -> str:

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Run a throwaway ClickHouse server as a plain process, data under the project.
 #   scripts/clickhouse-local.sh start|stop|status|install
-# Environment: CH_DIR (default .local/clickhouse), CH_TCP_PORT (19000), CH_HTTP_PORT (18123).
+# Environment: CH_DIR (default .local/clickhouse), CH_TCP_PORT (19000), CH_HTTP_PORT (18123),
+# CH_USER (default) and CH_PASSWORD (empty): the one user, and its password, stored as a SHA-256.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 CH_DIR="${CH_DIR:-$here/.local/clickhouse}"
 CH_TCP_PORT="${CH_TCP_PORT:-19000}"
 CH_HTTP_PORT="${CH_HTTP_PORT:-18123}"
+CH_USER="${CH_USER:-default}"
+CH_PASSWORD="${CH_PASSWORD:-}"
 pidfile="$CH_DIR/server.pid"
 
 install() {
@@ -18,6 +21,14 @@ install() {
 }
 
 write_config() {
+  if [[ ! "$CH_USER" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
+    echo "CH_USER must be letters, digits and '_', not starting with a digit: $CH_USER" >&2
+    return 1
+  fi
+  local password="<password></password>"
+  if [[ -n "$CH_PASSWORD" ]]; then
+    password="<password_sha256_hex>$(printf '%s' "$CH_PASSWORD" | sha256sum | cut -d' ' -f1)</password_sha256_hex>"
+  fi
   mkdir -p "$CH_DIR"/{data,tmp,user_files,format_schemas,log}
   cat >"$CH_DIR/config.xml" <<XML
 <?xml version="1.0"?>
@@ -43,7 +54,7 @@ XML
 <?xml version="1.0"?>
 <yandex>
   <profiles><default><max_memory_usage>4000000000</max_memory_usage><log_queries>1</log_queries></default></profiles>
-  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <users><$CH_USER>$password<networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></$CH_USER></users>
   <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
 </yandex>
 XML

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.local_clickhouse import clickhouse_server as local_clickhouse
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = PROJECT_ROOT.parent / "shared" / "nse-samples"
 
@@ -38,7 +40,9 @@ AIRFLOW_TEST_HOME.mkdir(parents=True, exist_ok=True)
 def airflow_db() -> Path:
     """Airflow's metadata database for the tests, made afresh once per session: runs left by an
     earlier session (of DAGs since changed) must not meet this one's."""
-    (AIRFLOW_TEST_HOME / "airflow.db").unlink(missing_ok=True)
+    # The WAL and shared-memory files of a process that was killed would not match a new file.
+    for name in ("airflow.db", "airflow.db-wal", "airflow.db-shm"):
+        (AIRFLOW_TEST_HOME / name).unlink(missing_ok=True)
     airflow = Path(sys.executable).parent / "airflow"
     done = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True)
     if done.returncode != 0:
@@ -60,39 +64,30 @@ def lake_root(tmp_path) -> Path:
     return root
 
 
-def clickhouse_settings() -> dict:
-    """Where the test server is: an existing one from CLICKHOUSE_* or the local one we start."""
-    return {
-        "host": os.environ.get("CLICKHOUSE_HOST", "127.0.0.1"),
-        "port": int(os.environ.get("CLICKHOUSE_PORT", "19000")),
-        "user": os.environ.get("CLICKHOUSE_USER", "default"),
-        "password": os.environ.get("CLICKHOUSE_PASSWORD", ""),
-    }
-
-
 @pytest.fixture(scope="session")
 def clickhouse_server() -> dict:
     """A running ClickHouse server; started from Debian's package unless CLICKHOUSE_HOST is set."""
-    settings = clickhouse_settings()
-    started = False
-    if "CLICKHOUSE_HOST" not in os.environ:
-        script = PROJECT_ROOT / "scripts" / "clickhouse-local.sh"
-        status = subprocess.run([str(script), "status"], capture_output=True)
-        if status.returncode != 0:
-            subprocess.run([str(script), "start"], check=True)
-            started = True
-    yield settings
-    if started and not os.environ.get("KEEP_CLICKHOUSE"):
-        subprocess.run([str(PROJECT_ROOT / "scripts" / "clickhouse-local.sh"), "stop"], check=False)
+    with local_clickhouse() as settings:
+        yield settings
 
 
-def parse_dag(dag_id: str):
-    """Parse one DAG file afresh (`dag.test(run_conf=...)` changes a parsed DAG's params)."""
+def parse_dag(dag_id: str, *, keep_deadline: bool = False):
+    """Parse one DAG file afresh (`dag.test(run_conf=...)` changes a parsed DAG's params), ready
+    for `dag.test()`: without its deadline alert, unless `keep_deadline`.
+
+    Airflow 3.3's `dag.test()` serializes the DAG in memory, so its deadline alerts stay
+    dictionaries where the scheduler's copy holds their database ids, and ending a successful
+    run looks them up by those ids and fails. Deadlines are tested under a real scheduler
+    (`test_scheduler.py`); `test_dags.py` checks this limit still holds.
+    """
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / f"{dag_id}.py"))
     assert bag.import_errors == {}
-    return bag.dags[dag_id]
+    dag = bag.dags[dag_id]
+    if not keep_deadline:
+        dag.deadline = None
+    return dag
 
 
 def clickhouse_connection(server: dict, database: str) -> str:
@@ -181,9 +176,9 @@ def dag_env(nse_root, tmp_path, monkeypatch, airflow_db, clickhouse_server, ch_d
         yield env
 
 
-@pytest.fixture()
-def slack(monkeypatch):
-    """A webhook receiver on loopback, set as the `slack_alerts` connection; yields messages."""
+@contextmanager
+def slack_receiver() -> Iterator[tuple[str, list[dict]]]:
+    """A Slack webhook receiver on loopback: yields its URL and the messages it receives."""
     import json
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -203,13 +198,25 @@ def slack(monkeypatch):
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    conn = {
-        "conn_type": "slackwebhook",
-        "host": f"http://127.0.0.1:{server.server_port}",
-        "password": "T000/B000/XXX",
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", json.dumps(conn))
-    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://airflow.example:8080")
-    yield messages
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", messages
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def slack_connection(url: str) -> str:
+    """The `slack_alerts` connection for a receiver at `url`, as JSON for the environment."""
+    import json
+
+    # pragma: allowlist nextline secret (the placeholder token the receiver answers to)
+    return json.dumps({"conn_type": "slackwebhook", "host": url, "password": "T000/B000/XXX"})
+
+
+@pytest.fixture()
+def slack(monkeypatch):
+    """A webhook receiver on loopback, set as the `slack_alerts` connection; yields messages."""
+    with slack_receiver() as (url, messages):
+        monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", slack_connection(url))
+        monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://airflow.example:8080")
+        yield messages

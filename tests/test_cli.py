@@ -266,3 +266,12 @@ def test_ingest_without_clickhouse_names_its_address(cli):
     (message,) = [line for line in done.stderr.splitlines() if line.strip()]
     for part in (f"127.0.0.1:{port}", "cm_bhavcopy", "2024-07-05"):
         assert part in message, message
+
+
+def test_an_invalid_setting_is_a_usage_error(cli):
+    """A bound set to what is not one (NSE_MAX_BODY_MB=-1) stops the command before any request,
+    naming the variable and its value, without a traceback."""
+    done = cli("fetch", "cm_bhavcopy", "--date", "2024-07-05", NSE_MAX_BODY_MB="-1")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "Error: NSE_MAX_BODY_MB='-1' is not a valid max_body_bytes" in done.stderr
+    assert not cli.lake.exists()

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.clickhouse
 DISTRIBUTION = "airflow-provider-nse-clickhouse"
 
 CONN_ID = "clickhouse_test"
-PASSWORD = "pw-Qx7-never-logged"
+PASSWORD = "pw-Qx7-never-logged"  # pragma: allowlist secret (the test server's)
 DAY = dt.date(2024, 7, 5)
 TASK_ENV = {
     "AIRFLOW_CTX_DAG_ID": "nse_cm_bhavcopy",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
+import time
 import zipfile
 
+import brotli
 import pytest
 
 from include.nse.client import NSEClient
@@ -13,6 +16,7 @@ from include.nse.config import Settings
 from include.nse.errors import FetchError, NotPublished
 from include.nse_standin.server import StandIn, api_file
 from tests.helpers import standin_settings
+from tests.reliability.hostile import MIB, Hostile, Reply, gzip_zeros
 
 ZIP_PATH = "/content/cm/BhavCopy_NSE_CM_0_0_0_20240708_F_0000.csv.zip"
 CSV_PATH = "/products/content/sec_bhavdata_full_08072024.csv"
@@ -191,3 +195,127 @@ class TestApi:
         """An API path with no data is NotPublished, not a retry loop."""
         with pytest.raises(NotPublished):
             client.api_json("/api/no-such-thing")
+
+
+# ---- bounds, deadline and redirects, against a scripted server ---------------------------------
+class TestBounds:
+    """Every download is bounded: its body as declared, as received and as decoded, its time
+    as a whole, and where its redirects may lead."""
+
+    CSV = "/products/content/day.csv"
+
+    @pytest.fixture()
+    def nse(self):
+        with Hostile() as server:
+            yield server
+
+    def _client(self, nse, **changes) -> NSEClient:
+        settings = standin_settings(nse.url, max_attempts=2, max_body_bytes=MIB, **changes)
+        return NSEClient(settings)
+
+    def _refused(self, nse, reply: Reply | None = None, **changes) -> str:
+        """The FetchError's message for a GET of CSV (answered `reply` when given)."""
+        if reply is not None:
+            nse.script(self.CSV, reply)
+        with self._client(nse, **changes) as client, pytest.raises(FetchError) as caught:
+            client.get_archive(self.CSV)
+        return str(caught.value)
+
+    def test_declared_length_over_the_bound_is_not_read(self, nse):
+        """A Content-Length over the bound is refused before the body, and not retried."""
+        message = self._refused(nse, Reply(200, lambda: iter([b"x"]), length=1 << 31))
+        assert message == (
+            f"{nse.url}{self.CSV}: declares a body of 2 GiB (2147483648 bytes, Content-Length), "
+            "over the 1 MiB allowed; not read"
+        )
+        assert len(nse.requests(self.CSV)) == 1
+
+    def test_body_without_length_stops_at_the_bound(self, nse):
+        """A chunked body is counted as it comes and refused once past the bound."""
+        message = self._refused(
+            nse, Reply(200, lambda: (bytes(65536) for _ in range(64)), length=None)
+        )
+        assert message.startswith(f"{nse.url}{self.CSV}: body over the 1 MiB allowed; stopped")
+        assert nse.requests(self.CSV)[0]["sent"] < 4 * MIB
+
+    @pytest.mark.parametrize("coding", ["gzip", "br"])
+    def test_encoded_body_is_bounded_as_decoded(self, nse, coding):
+        """A small gzip or brotli body decoding past the bound is refused as it decodes."""
+        body = gzip_zeros(16 * MIB) if coding == "gzip" else brotli.compress(bytes(16 * MIB))
+        message = self._refused(nse, Reply(200, body, {"Content-Encoding": coding}))
+        assert f"body over the 1 MiB allowed once {coding} decoded" in message
+
+    def test_encoded_body_within_the_bound_is_kept_decoded(self, nse):
+        """gzip only wraps the file for the wire: the client returns the file itself."""
+        nse.script(self.CSV, Reply(200, gzip.compress(CSV_BODY), {"Content-Encoding": "gzip"}))
+        with self._client(nse) as client:
+            assert client.get_archive(self.CSV).content == CSV_BODY
+
+    def test_dataset_bound_from_the_environment(self, nse):
+        """NSE_MAX_BODY_MB_<DATASET> bounds one dataset; the others keep theirs."""
+        settings = Settings.from_env({"NSE_MAX_BODY_MB_CM_DELIVERY": "0.5"})
+        assert settings.body_limit("cm_delivery") == MIB // 2
+        assert settings.body_limit("fo_bhavcopy") == Settings().body_limit("fo_bhavcopy")
+        with pytest.raises(ValueError, match="NSE_HTTP_DEADLINE='soon' is not a valid"):
+            Settings.from_env({"NSE_HTTP_DEADLINE": "soon"})
+        nse.script(self.CSV, Reply(200, bytes(600 * 1024), {"Content-Type": "text/csv"}))
+        with self._client(nse, body_bytes=settings.body_bytes) as client:
+            with pytest.raises(FetchError, match="over the 512 KiB allowed for cm_delivery"):
+                client.for_dataset("cm_delivery").get_archive(self.CSV)
+            assert len(client.get_archive(self.CSV).content) == 600 * 1024
+
+    def test_trickling_body_stops_at_the_deadline(self, nse):
+        """A byte every 0.2 s never trips a 2 s read timeout; the download's 1 s deadline does."""
+        started = time.monotonic()
+        message = self._refused(
+            nse,
+            Reply(200, CSV_BODY, trickle=0.2),
+            timeout_seconds=2,
+            download_deadline_seconds=1,
+        )
+        assert "not received in full within the 1 s allowed for a download" in message
+        assert time.monotonic() - started < 6
+
+    def test_redirect_on_the_same_host_is_followed(self, nse):
+        nse.script(self.CSV, Reply(302, headers={"Location": "/products/content/moved.csv"}))
+        nse.script("/products/content/moved.csv", Reply(200, CSV_BODY))
+        with self._client(nse) as client:
+            fetched = client.get_archive(self.CSV)
+        assert fetched.content == CSV_BODY and fetched.file_name == "moved.csv"
+        assert fetched.redirects == (f"{nse.url}{self.CSV}",)
+
+    def test_redirect_to_another_host_is_refused_unless_allowed(self, nse):
+        """Only NSE's hosts (and configured ones) are followed to; nothing is asked of others."""
+        target = f"{nse.other_url}/products/content/moved.csv"
+        nse.script(self.CSV, Reply(302, headers={"Location": target}))
+        nse.script("/products/content/moved.csv", Reply(200, CSV_BODY))
+        message = self._refused(nse)
+        assert message.startswith(f"{nse.url}{self.CSV}: redirected to {target}, which is not")
+        assert len(nse.log) == 1
+        allowed = (f"localhost:{nse.port}",)
+        with self._client(nse, redirect_hosts=allowed) as client:
+            assert client.get_archive(self.CSV).content == CSV_BODY
+
+    def test_redirect_loop_and_too_many_redirects(self, nse):
+        nse.script(self.CSV, Reply(302, headers={"Location": "/b.csv"}))
+        nse.script("/b.csv", Reply(302, headers={"Location": self.CSV}))
+        message = self._refused(nse)
+        assert message == (
+            f"{nse.url}{self.CSV}: redirect loop: {nse.url}{self.CSV} -> {nse.url}/b.csv -> "
+            f"{nse.url}{self.CSV}"
+        )
+        for i in range(4):
+            nse.script(f"/{i}.csv", Reply(302, headers={"Location": f"/{i + 1}.csv"}))
+        with self._client(nse, max_redirects=2) as client, pytest.raises(FetchError) as caught:
+            client.get_archive("/0.csv")
+        assert "more than 2 redirects (NSE_HTTP_MAX_REDIRECTS)" in str(caught.value)
+
+    def test_answer_without_a_file_name_is_refused(self, nse):
+        """A redirect to a folder's URL gives nothing the lake could be given a name for."""
+        nse.script(self.CSV, Reply(302, headers={"Location": "/products/content/"}))
+        nse.script("/products/content/", Reply(200, CSV_BODY))
+        message = self._refused(nse)
+        assert message.startswith(
+            f"{nse.url}/products/content/ (redirected from {nse.url}{self.CSV}): the answer's "
+            "URL names no usable file"
+        )

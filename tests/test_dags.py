@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -28,8 +29,9 @@ def test_no_import_errors(dagbag):
 
 
 def test_every_dag_follows_conventions(dagbag):
-    """Tags, a real owner, retries with backoff, docs, and an IST schedule on every scheduled
-    DAG (one triggered by hand or by assets has no clock to be in a zone)."""
+    """Tags, a real owner, retries with backoff, a time limit on every task, docs, and an IST
+    schedule on every scheduled DAG (one triggered by hand or by assets has no clock to be in a
+    zone)."""
     for dag_id, dag in dagbag.dags.items():
         assert dag.tags and "nse" in dag.tags, dag_id
         assert dag.doc_md and len(dag.doc_md) > 100, dag_id
@@ -38,6 +40,9 @@ def test_every_dag_follows_conventions(dagbag):
             assert task.owner not in ("", "airflow"), (dag_id, task.task_id)
             assert task.retries >= 2, (dag_id, task.task_id)
             assert task.retry_exponential_backoff, (dag_id, task.task_id)
+            # No task may hold a slot (or a pool's) forever: each try is bounded in time.
+            timeout = task.execution_timeout
+            assert timeout is not None and timeout.total_seconds() > 0, (dag_id, task.task_id)
         if hasattr(dag.timetable, "timezone"):
             timezone = dag.timetable.timezone
             assert str(getattr(timezone, "name", timezone)) == "Asia/Kolkata", dag_id
@@ -87,6 +92,39 @@ def test_every_dag_alerts_on_failure(dagbag):
         assert alerts(dag.on_failure_callback), dag_id
         for task in dag.tasks:
             assert alerts(task.on_failure_callback), (dag_id, task.task_id)
+
+
+#: DAG id -> (what its deadline counts from, how long after).
+DEADLINES = {
+    "nse_cm_bhavcopy": ("DagRunLogicalDateDeadline", dt.timedelta(hours=2, minutes=30)),
+    "nse_fo_bhavcopy": ("DagRunLogicalDateDeadline", dt.timedelta(hours=2, minutes=30)),
+    "nse_bulk_block_deals": ("DagRunLogicalDateDeadline", dt.timedelta(hours=2, minutes=30)),
+    "nse_index_constituents": ("DagRunLogicalDateDeadline", dt.timedelta(hours=2, minutes=30)),
+    "nse_market_data": ("DagRunQueuedAtDeadline", dt.timedelta(hours=2)),
+}
+
+
+def test_end_of_day_dags_and_gold_alert_slack_when_late(dagbag):
+    """Each end-of-day DAG is due 2 h 30 after its scheduled time, the gold DAG 2 h after it is
+    queued (it has no schedule of its own), and a missed deadline goes to Slack."""
+    for dag_id, (reference, after) in DEADLINES.items():
+        (alert,) = dagbag.dags[dag_id].deadline
+        assert type(alert.reference).__name__ == reference, dag_id
+        assert alert.interval == after, dag_id
+        assert alert.callback.path == "include.nse_airflow.deadlines.deadline_missed", dag_id
+        assert alert.callback.kwargs == {"slack_conn_id": "slack_alerts"}, dag_id
+
+
+def test_dag_test_still_cannot_end_a_run_with_a_deadline(airflow_db):
+    """The limit `parse_dag` works around, on a run that succeeds by skipping (a holiday, no
+    request made): when this fails, Airflow's `dag.test()` handles deadline alerts, and
+    `parse_dag` should keep them."""
+    from tests.conftest import parse_dag
+
+    dag = parse_dag("nse_cm_bhavcopy", keep_deadline=True)
+    muharram = dt.datetime(2024, 7, 17, 13, 0, tzinfo=dt.UTC)
+    with pytest.raises(Exception, match="has no attribute 'hex'"):
+        dag.test(logical_date=muharram)
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)

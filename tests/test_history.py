@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from contextlib import contextmanager
 
 import pytest
-from clickhouse_driver import Client
 
 from include.nse import history, pipeline, sources
 from include.nse.calendar import default_calendar
-from include.nse.warehouse import Warehouse
+from include.nse.warehouse import Warehouse, connector
 from include.nse_standin.generate import generate
 from include.nse_standin.server import StandIn
 from tests.helpers import blank_field, read_records, standin_settings
@@ -88,18 +86,10 @@ def history_env(nse_root, lake_root, clickhouse_server, ch_database):
     broken.write_bytes(blank_field(good[BROKEN], 2, "ClsPric"))
     missing.unlink()
 
-    @contextmanager
-    def connect():
-        client = Client(**clickhouse_server)
-        try:
-            yield client
-        finally:
-            client.disconnect()
-
     with StandIn(nse_root) as standin:
         ctx = pipeline.Context(
             standin_settings(standin.url, lake_root=lake_root),
-            Warehouse(connect, ch_database),
+            Warehouse(connector(**clickhouse_server), ch_database),
             run_id="test",
         )
         yield {"ctx": ctx, "standin": standin, "good": good, "root": nse_root}

@@ -15,9 +15,10 @@ import pytest
 from include.nse import quality, sources, warehouse
 from include.nse.lake import Lake
 from include.nse.sources import checks
+from include.nse.sources.checks import FLOAT_MAX
 from include.nse_standin.generate import generate
 from tests.conftest import PROJECT_ROOT
-from tests.helpers import failed, set_row, two_day_lake
+from tests.helpers import failed, set_row, small_chain, two_day_lake
 
 DATASETS = ("cm_bhavcopy", "cm_delivery", "fo_bhavcopy")
 PREVIOUS, DAY = dt.date(2024, 7, 4), dt.date(2024, 7, 5)
@@ -444,7 +445,10 @@ DIFFERENTIAL = {
             (_edit("open_interest", None), {(NOT_NULL, "open_interest")}),
             (_edit("volume", -1), {(BETWEEN, "volume")}),
             (_edit("implied_volatility", -0.1), {(BETWEEN, "implied_volatility")}),
-            (_edit("implied_volatility", float("nan")), set()),  # NaN is missing, and allowed
+            # NaN is not a number: the finite check stops it (GX's pandas engine takes it for
+            # a null, see `_nan_seen`).
+            (_edit("implied_volatility", float("nan")), {(BETWEEN, "implied_volatility")}),
+            (_edit("change", float("inf")), {(BETWEEN, "change")}),
             (_bid_above_ask, {(PAIR, "ask_price", "bid_price")}),
             (_edit("expiry_date", dt.date(2019, 8, 22)), {(PAIR, "expiry_date", "trade_date")}),
         ],
@@ -476,6 +480,19 @@ def _comparable(value):
     if isinstance(value, str) and value.endswith("T00:00:00"):
         return dt.date.fromisoformat(value.removesuffix("T00:00:00"))
     return value.date() if isinstance(value, dt.datetime) else value
+
+
+def _nan_seen(reference: dict, suite: list, frame: pl.DataFrame) -> dict:
+    """GX's verdicts as the gate must give them: pandas holds a null float as NaN, so GX's
+    engine cannot see a NaN, and only the gate's finite checks differ: failed, by the NaN rows."""
+    seen = dict(reference)
+    for check in suite:
+        nans = frame[check.kwargs["column"]].is_nan().sum() if checks.is_finite(check) else 0
+        if nans:
+            key = (BETWEEN, check.severity, repr(sorted(_comparable(dict(check.kwargs)).items())))
+            _, count, observed = seen[key]
+            seen[key] = (False, count + nans, observed)
+    return seen
 
 
 def _verdicts(results) -> dict[tuple, tuple]:
@@ -559,7 +576,9 @@ def test_polars_metrics_agree_with_gx_pandas(name, samples_dir, gx_pandas):
     # The clean day 1.4 times the previous one (a warning), the corrupted one half (critical).
     for frame, previous_rows in ((clean, round(clean.height / 1.4)), (corrupted, 2 * clean.height)):
         ours, _ = quality.validate_frame(name, checks, frame, day, previous_rows=previous_rows)
-        reference = _verdicts(gx_pandas(name, checks, frame, day, previous_rows))
+        reference = _nan_seen(
+            _verdicts(gx_pandas(name, checks, frame, day, previous_rows)), checks, frame
+        )
         mine = {
             (o.expectation, o.severity, repr(sorted(_comparable(o.kwargs).items()))): (
                 o.success,
@@ -573,6 +592,31 @@ def test_polars_metrics_agree_with_gx_pandas(name, samples_dir, gx_pandas):
     hit = failed(ours, "critical") | failed(ours, "warning")
     targets = {t for _, expected in corruptions for t in expected}
     assert {_unique_key(dataset) if t == "key" else t for t in targets} <= hit
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "rows"),
+    [
+        ("last_price", float("inf"), [3]),
+        ("change", float("-inf"), [0, 5]),
+        ("implied_volatility", float("nan"), [4]),
+        ("ask_price", float("nan"), "all"),
+    ],
+)
+def test_finite_checks_stop_nan_and_infinity(column, value, rows):
+    """A NaN or an infinity in any float column fails that column's critical finite check,
+    with the count of such rows; a column of nothing but NaN too (no vacuous truth)."""
+    chain = small_chain()
+    rows = range(chain.height) if rows == "all" else rows
+    for row in rows:
+        chain = set_row(chain, column, value, row)
+    dataset = sources.get("option_chain")
+    report, _ = quality.validate_frame(
+        dataset.name, quality.suite(dataset), chain, chain["trade_date"][0]
+    )
+    (outcome,) = [o for o in report.critical_failed if o.kwargs.get("min_value") == -FLOAT_MAX]
+    assert outcome.kwargs["column"] == column and outcome.unexpected_count == len(rows)
+    assert not report.passed
 
 
 # ---- every severity the README's table states is the suite's ------------------------------------
@@ -811,3 +855,33 @@ def test_readme_severities_are_the_suites(name):
                     f"{name}: the README says {phrase!r} is {severity}; the suite has "
                     f"{found[0].expectation}({dict(found[0].kwargs)}) as {found[0].severity}"
                 )
+
+
+@pytest.mark.parametrize("repeated", [False, True])
+def test_a_one_column_key_is_checked_as_gx_checks_it(repeated, gx_pandas):
+    """A key of one column (a daily summary's `trade_date`) is checked unique with GX's
+    single-column expectation (its compound one refuses a single column), and the gate's polars
+    metric agrees with GX's pandas engine on it."""
+    frame = pl.DataFrame(
+        {"trade_date": [DAY - dt.timedelta(days=n) for n in (3, 2, 1, 0)], "n": [1, 2, 3, 4]}
+    )
+    if repeated:
+        frame = pl.concat([frame, frame.slice(1, 1)])
+    suite = [checks.unique(["trade_date"])]
+    assert suite[0].expectation == "ExpectColumnValuesToBeUnique"
+    ours, _ = quality.validate_frame("summary", suite, frame, DAY, previous_rows=4)
+    (outcome,) = ours.outcomes
+    reference = _verdicts(gx_pandas("summary", suite, frame, DAY, 4))
+    assert {
+        (
+            outcome.expectation,
+            outcome.severity,
+            repr(sorted(_comparable(outcome.kwargs).items())),
+        ): (
+            outcome.success,
+            outcome.unexpected_count,
+            outcome.observed_value,
+        )
+    } == reference
+    assert outcome.success is not repeated
+    assert outcome.unexpected_count == (2 if repeated else 0)

@@ -377,6 +377,71 @@ class TestBhavcopyBadInput:
         with pytest.raises(ParseError, match=r"found cm24MAY2022bhav\.txt"):
             cm_bhavcopy.parse(zipped({"cm24MAY2022bhav.txt": b"x"}), "cm24MAY2022bhav.csv.zip")
 
+    @pytest.mark.parametrize(
+        ("header", "rows"), [(LEGACY_HEADER, LEGACY_ROWS), (UDIFF_HEADER, UDIFF_ROWS)]
+    )
+    def test_a_row_twice_is_refused(self, header, rows):
+        """Two rows of one symbol and series are refused by the parser, naming both lines."""
+        raw = csv_file(header, *rows, rows[0])
+        with pytest.raises(ParseError, match=rf"line {len(rows) + 2}: .*key of line 2 again"):
+            cm_bhavcopy.parse(raw, "f.csv")
+
+
+def _drop(header: str, rows: tuple[str, ...], column: str) -> tuple[str, list[str]]:
+    """The header and rows without `column`."""
+    position = header.split(",").index(column)
+
+    def without(line: str) -> str:
+        return ",".join(f for i, f in enumerate(line.split(",")) if i != position)
+
+    return without(header), [without(row) for row in rows]
+
+
+class TestSchemaDrift:
+    def test_an_added_column_is_read_past_with_a_warning(self, caplog):
+        """A column the layout does not have is not read, and is named in a warning; every
+        row and value is as without it."""
+        header = LEGACY_HEADER + "MARKET_CAP,"
+        rows = [row + "123," for row in LEGACY_ROWS]
+        frame = cm_bhavcopy.parse(csv_file(header, *rows), "f.csv")
+        assert frame.equals(cm_bhavcopy.parse(csv_file(LEGACY_HEADER, *LEGACY_ROWS), "f.csv"))
+        assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+            "f.csv: column(s) MARKET_CAP are not in NSE's legacy CM layout and are not read; "
+            "bronze keeps them"
+        ]
+
+    @pytest.mark.parametrize(
+        ("header", "rows", "column"),
+        [(LEGACY_HEADER, LEGACY_ROWS, "CLOSE"), (UDIFF_HEADER, UDIFF_ROWS, "ClsPric")],
+    )
+    def test_a_missing_column_we_read_is_refused(self, header, rows, column):
+        header, rows = _drop(header, rows, column)
+        with pytest.raises(ParseError, match=rf"f\.csv, line 1: header lacks {column}; found"):
+            cm_bhavcopy.parse(csv_file(header, *rows), "f.csv")
+
+    @pytest.mark.parametrize(
+        ("old", "new"), [("CLOSE", "CLOSE_PRICE"), ("ISIN", "ISIN_CODE"), ("TOTALTRADES", "TRADES")]
+    )
+    def test_a_renamed_column_is_refused(self, old, new):
+        """A renamed column is refused, naming both names, even one old files lack (ISIN):
+        reading on would leave it null in every row."""
+        header = LEGACY_HEADER.replace(f",{old},", f",{new},")
+        with pytest.raises(ParseError, match=rf"header lacks {old} and has {new} instead"):
+            cm_bhavcopy.parse(csv_file(header, *LEGACY_ROWS), "f.csv")
+
+    def test_a_missing_column_we_do_not_read_is_a_warning(self, caplog):
+        """UDiFF's reserved columns are not read: one missing is only logged."""
+        header, rows = _drop(UDIFF_HEADER, UDIFF_ROWS, "Rsvd4")
+        frame = cm_bhavcopy.parse(csv_file(header, *rows), "f.csv")
+        assert frame.equals(cm_bhavcopy.parse(csv_file(UDIFF_HEADER, *UDIFF_ROWS), "f.csv"))
+        assert "column(s) Rsvd4 of NSE's UDiFF layout are missing" in caplog.text
+
+    @pytest.mark.parametrize(("old", "new"), [("DELIV_QTY", "DELIVERY_QTY"), ("DATE1", "DATE")])
+    def test_delivery_renamed_column_is_refused(self, old, new):
+        header = DELIVERY_HEADER.replace(old, new)
+        with pytest.raises(ParseError, match=rf"header lacks {old} and has {new} instead"):
+            cm_delivery.parse(csv_file(header, *DELIVERY_ROWS), "f.csv")
+
 
 class TestDelivery:
     def test_values_types_and_missing_delivery(self):
@@ -415,6 +480,12 @@ class TestDelivery:
         bad = replace_field(DELIVERY_ROWS[1], 2, " 02-Jan-2018", separator=",")
         with pytest.raises(ParseError, match=r"line 3, column 'DATE1'"):
             cm_delivery.parse(csv_file(DELIVERY_HEADER, DELIVERY_ROWS[0], bad), "f.csv")
+
+    def test_a_row_twice_is_refused(self):
+        """Two rows of one symbol and series are refused by the parser, naming both lines."""
+        raw = csv_file(DELIVERY_HEADER, *DELIVERY_ROWS, DELIVERY_ROWS[1])
+        with pytest.raises(ParseError, match=r"f\.csv, line 4: .*key of line 3 again"):
+            cm_delivery.parse(raw, "f.csv")
 
     def test_html_body(self):
         """The delivery file is plain CSV; an HTML page in its place is refused."""

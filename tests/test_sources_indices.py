@@ -10,6 +10,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -205,6 +206,34 @@ class TestRefused:
         document = json.loads(path.read_text())
         document["data"][2]["meta"]["isin"] = "INE0000000"
         with pytest.raises(ParseError, match=r"data\[2\]\.meta\.isin"):
+            source.parse(json.dumps(document).encode(), "equity-stockIndices.json")
+
+    @pytest.mark.parametrize(
+        ("where", "value"),
+        [
+            (("data", 2, "series"), ["EQ"]),
+            (("data", 2, "series"), 1),
+            (("data", 2, "meta", "industry"), ["IT", "Software"]),
+            (("data", 2, "meta", "industry"), 7),
+            (("data", 2, "symbol"), 500209),
+            (("data", 2, "meta", "companyName"), {"name": "x"}),
+            (("data", 2, "priority"), "0"),
+            (("name",), ["NIFTY IT"]),
+            (("name",), 50),
+        ],
+        ids=lambda v: "-".join(map(str, v)) if isinstance(v, tuple) else type(v).__name__,
+    )
+    def test_api_wrong_json_type_is_refused(self, root, where, value):
+        """A list, number or object where the API sends text (or text where it sends a number)
+        is refused naming the field and its record, never turned into text."""
+        path = api_file(root, "equity-stockIndices", {"index": "NIFTY IT"})
+        document = json.loads(path.read_text())
+        target = document
+        for step in where[:-1]:
+            target = target[step]
+        target[where[-1]] = value
+        column = "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in where).lstrip(".")
+        with pytest.raises(ParseError, match=re.escape(f"column '{column}': expected")):
             source.parse(json.dumps(document).encode(), "equity-stockIndices.json")
 
     def test_throttled_api(self):

@@ -152,6 +152,43 @@ class TestErrors:
         with pytest.raises(ParseError, match=re.escape(f"chain.json, column '{where}'")):
             option_chain.parse(json.dumps(document).encode(), "chain.json")
 
+    @pytest.mark.parametrize(
+        ("field", "value", "expected"),
+        [
+            ("openInterest", '"1200"', "a number or null, found '1200'"),
+            ("lastPrice", "true", "a number or null, found True"),
+            ("lastPrice", "1e400", "a number or null, found inf"),
+            ("lastPrice", "NaN", "JSON: NaN is not a number NSE sends"),
+            ("change", "-Infinity", "JSON: -Infinity is not a number NSE sends"),
+            ("totalTradedVolume", "12.5", "a whole number >= 0 or null, found 12.5"),
+            ("totalTradedVolume", "-3", "a whole number >= 0 or null, found -3"),
+            ("buyQuantity1", str(2**64), f"a whole number >= 0 or null, found {2**64}"),
+        ],
+    )
+    def test_a_wrong_number_is_refused_naming_its_leg(self, root, field, value, expected):
+        """Text, a bool, NaN, an infinity, or a fraction or negative count is refused with
+        the leg's path; `value` is JSON text, as NSE would send it."""
+        path = _v3_files(root, "RELIANCE")[0]
+        document = json.loads(path.read_bytes())
+        item = next(i for i, strike in enumerate(document["records"]["data"]) if "CE" in strike)
+        document["records"]["data"][item]["CE"][field] = "@value@"
+        raw = json.dumps(document).encode().replace(b'"@value@"', value.encode())
+        with pytest.raises(ParseError) as caught:
+            option_chain.parse(raw, path.name)
+        assert caught.value.column == f"records.data[{item}].CE.{field}"
+        assert str(caught.value).endswith(f"expected {expected}")
+
+    def test_a_whole_float_count_is_its_number(self, root):
+        """A count sent as a whole float (12.0) is that whole number."""
+        path = _v3_files(root, "RELIANCE")[0]
+        document = json.loads(path.read_bytes())
+        item = next(i for i, strike in enumerate(document["records"]["data"]) if "CE" in strike)
+        document["records"]["data"][item]["CE"]["totalTradedVolume"] = 12.0
+        frame = option_chain.parse(json.dumps(document).encode(), path.name)
+        strike = document["records"]["data"][item]["strikePrice"]
+        leg = frame.filter((frame["strike_price"] == strike) & (frame["option_type"] == "CE"))
+        assert leg["volume"].to_list() == [12]
+
     def test_duplicate_strike_is_refused(self, root):
         """The same strike twice in one expiry is an error, not two rows."""
         path = _v3_files(root, "RELIANCE")[0]

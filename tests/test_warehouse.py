@@ -14,6 +14,7 @@ from include.nse import sources
 from include.nse.warehouse import (
     SQL_DIR,
     MigrationError,
+    drop_stale_stages,
     insert_new,
     load,
     migrate,
@@ -243,6 +244,24 @@ class TestLoad:
             ch_client.execute(f"CREATE TABLE {migrated}.{stage} AS {table}")
         load(ch_client, sources.get("cm_bhavcopy"), DAY, bhavcopy_frame(DAY, ["A"]), migrated)
         assert stage_tables(ch_client, migrated) == [fresh]
+
+    def test_stale_stages_of_a_whole_database_are_dropped(self, ch_client, migrated):
+        """Housekeeping's call: stale stages of every table of the database go, fresh ones
+        and tables that only look like stages stay; `older_than` sets what is stale."""
+        now = int(time.time())
+        old = [
+            f"cm_bhavcopy__stage_{now - 7200}_0123abcd",
+            f"cm_delivery__stage_{now - 4000}_89abcdef",
+        ]
+        fresh = f"cm_delivery__stage_{now - 60}_4567abcd"
+        lookalike = "cm_delivery__stage_notes"
+        for stage in (*old, fresh, lookalike):
+            table = stage.split("__", 1)[0]
+            ch_client.execute(f"CREATE TABLE {migrated}.{stage} AS {migrated}.{table}")
+        assert sorted(drop_stale_stages(ch_client, migrated)) == old
+        assert stage_tables(ch_client, migrated) == sorted([fresh, lookalike])
+        assert drop_stale_stages(ch_client, migrated, older_than=0) == [fresh]
+        assert stage_tables(ch_client, migrated) == [lookalike]
 
 
 class TestYearPartitions:

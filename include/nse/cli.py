@@ -29,6 +29,7 @@ import click
 
 from include.nse import sources
 from include.nse.config import Settings
+from include.nse.dates import iso_date
 from include.nse.errors import InHistory, NotPublished, NSEError
 
 
@@ -40,7 +41,7 @@ def _date(_ctx, _param, value):
     if value is None:
         return None
     try:
-        return dt.date.fromisoformat(value)
+        return iso_date(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date like 2024-07-05") from None
 
@@ -67,8 +68,17 @@ def clickhouse_client() -> Iterator:
         client.disconnect()
 
 
-def _database() -> str:
-    return os.environ.get("CLICKHOUSE_DATABASE", "nse")
+def _database(option: str | None = None) -> str:
+    """The database: `option` (--database), else CLICKHOUSE_DATABASE, else nse; a name that is
+    not a plain identifier is a usage error naming where it came from."""
+    from include.nse.warehouse import identifier
+
+    name = option or os.environ.get("CLICKHOUSE_DATABASE", "nse")
+    try:
+        return identifier(name)
+    except ValueError as e:
+        source = "--database" if option else "CLICKHOUSE_DATABASE"
+        raise click.UsageError(f"{source}: {e}") from None
 
 
 def _warehouse():
@@ -81,6 +91,12 @@ def _clickhouse_failure(exc: BaseException, what: str) -> click.ClickException:
     where = "{host}:{port}".format(**clickhouse_settings())
     reason = " ".join(str(exc).split("Stack trace:")[0].split()) or type(exc).__name__
     return click.ClickException(f"ClickHouse at {where} failed {what}: {reason}")
+
+
+def _lake_failure(exc: OSError, what: str) -> click.ClickException:
+    """A file the lake could not write (or read): which one, and why."""
+    where = f" {exc.filename}" if exc.filename else ""
+    return click.ClickException(f"{what}: cannot write the lake at{where}: {exc.strerror or exc}")
 
 
 def _warehouse_errors() -> tuple[type[BaseException], ...]:
@@ -134,6 +150,11 @@ def parse(dataset: str, file: Path, trade_date: dt.date | None, out: Path | None
         raise click.ClickException(str(e)) from None
     except OSError as e:
         raise click.ClickException(f"cannot read {file}: {e.strerror or e}") from None
+    except Exception as e:  # a parser's oversight is still this file's fault, named as such
+        logging.getLogger(__name__).info("unexpected failure", exc_info=True)
+        raise click.ClickException(
+            f"{file.name}: not readable as {dataset}: unexpected {type(e).__name__}: {e}"
+        ) from None
     if out is not None:
         try:
             write_parquet(out, df)
@@ -158,10 +179,18 @@ def _days(dataset: str, start: dt.date, end: dt.date | None) -> list[dt.date]:
     return default_calendar().trading_days(start, end, segment)
 
 
+def _settings() -> Settings:
+    """Settings from NSE_* variables; one that is not a valid value is a usage error naming it."""
+    try:
+        return Settings.from_env()
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+
+
 def _context(with_warehouse: bool, run_id: str = ""):
     from include.nse.pipeline import Context
 
-    return Context(Settings.from_env(), _warehouse() if with_warehouse else None, run_id=run_id)
+    return Context(_settings(), _warehouse() if with_warehouse else None, run_id=run_id)
 
 
 @cli.command()
@@ -179,9 +208,12 @@ def fetch(dataset: str, start: dt.date, end: dt.date | None, items: tuple[str, .
         try:
             _emit(pipeline.fetch(ctx, ds, Request(day, items)))
         except (NotPublished, InHistory) as e:
-            _emit({"dataset": dataset, "trade_date": day.isoformat(), "skipped": e.reason})
+            line = {"dataset": dataset, "trade_date": day.isoformat(), "skipped": e.reason}
+            _emit(line | ({"blocked": True} if getattr(e, "blocked", False) else {}))
         except NSEError as e:
             raise click.ClickException(f"{dataset} {day}: {e}") from None
+        except OSError as e:
+            raise _lake_failure(e, f"{dataset} {day}") from None
 
 
 @cli.command()
@@ -208,8 +240,13 @@ def ingest(
     if ds.publication.per_item or ds.segment is None:
         _ingest_each(ds, days, items)
         return
-    span = f"{days[0]}..{days[-1]}" if len(days) > 1 else str(start)
+    finished: list = []
     with _progress(len(days)) as report:
+
+        def on_outcome(outcome) -> None:
+            finished.append(outcome)
+            report(outcome)
+
         try:
             outcomes = history.load_days(
                 _context(True, run_id="cli"),
@@ -217,16 +254,36 @@ def ingest(
                 days,
                 items=items,
                 reload=reload,
-                on_outcome=report,
+                on_outcome=on_outcome,
             )
         except _warehouse_errors() as e:
-            raise _clickhouse_failure(e, f"while loading {dataset} for {span}") from None
+            left = _unfinished(days, finished)
+            if isinstance(e, OSError) and e.filename:
+                raise _lake_failure(e, f"{dataset} {left}") from None
+            raise _clickhouse_failure(e, f"while loading {dataset} for {left}") from None
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         reasons = "; ".join(f"{o.trade_date}: {o.error}" for o in failed)
         raise click.ClickException(
             f"{dataset}: {len(failed)} day(s) failed and were not loaded: {reasons}"
         )
+
+
+def _span(days: list[dt.date]) -> str:
+    return f"{days[0]}..{days[-1]}" if len(days) > 1 else str(days[0])
+
+
+def _unfinished(days: list[dt.date], finished: list) -> str:
+    """The days a run that stopped left without an outcome, and how many it finished first."""
+    done = {outcome.trade_date for outcome in finished}
+    left = [day for day in days if day not in done] or days
+    text = _span(left)
+    if done:
+        text += (
+            f" ({len(done)} of {len(days)} days finished before it stopped; "
+            "the same command resumes from there)"
+        )
+    return text
 
 
 def _outcome_line(outcome) -> dict:
@@ -313,7 +370,7 @@ def migrate(database: str | None) -> None:
     """Create the database and apply pending DDL from include/sql."""
     from include.nse import warehouse
 
-    database = database or _database()
+    database = _database(database)
     try:
         with clickhouse_client() as client:
             applied = warehouse.migrate(client, database)
@@ -351,7 +408,7 @@ def chart_option_chain(underlying: str, trade_date: dt.date | None, expiry: dt.d
     from include.nse.chain_analytics import chart_latest
     from include.nse.lake import Lake
 
-    lake = Lake(Settings.from_env().lake_root)
+    lake = Lake(_settings().lake_root)
     try:
         path = chart_latest(lake, underlying, trade_date, expiry)
     except FileNotFoundError as e:
@@ -360,4 +417,12 @@ def chart_option_chain(underlying: str, trade_date: dt.date | None, expiry: dt.d
 
 
 def main() -> None:
-    cli(prog_name="python -m include.nse")
+    """The command line; what no command expected still ends in one line, not a traceback
+    (which `-v` logs)."""
+    try:
+        cli(prog_name="python -m include.nse")
+    except Exception as e:
+        logging.getLogger(__name__).info("unexpected failure", exc_info=True)
+        first = (str(e).strip().splitlines() or [""])[0]
+        click.echo(f"Error: unexpected {type(e).__name__}: {first}", err=True)
+        sys.exit(1)

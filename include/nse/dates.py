@@ -41,6 +41,7 @@ MONTH_NUMBER = {
 }
 _NSE_DATE = re.compile(r"(\d{1,2})-([A-Za-z]{3,9})-(\d{4})")
 EXAMPLE = "05-Jul-2024"
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def month_code(day: dt.date) -> str:
@@ -104,9 +105,24 @@ def http_date_ist(header: str | None) -> dt.date | None:
         return None
 
 
+def iso_date(value: object, name: str = "trade_date") -> dt.date:
+    """`value`, a date or its `YYYY-MM-DD` text, as a date; ValueError naming `name` and the
+    value for anything else. Dates given from outside (params, arguments) come through here
+    before they are used anywhere, a query included. A datetime is refused: which day it is
+    depends on a time zone the caller has to choose."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError(f"{name}: expected a date like 2024-07-05, found {value!r}")
+
+
 def trade_date_of(param: object, moment: dt.datetime) -> dt.date:
     """The trade date a run is for: its `trade_date` param when set, else its moment's Mumbai
     day (a scheduled run's logical date is its trading day at the scheduled time)."""
     if param:
-        return param if isinstance(param, dt.date) else dt.date.fromisoformat(str(param))
+        return iso_date(param)
     return ist_date(moment)

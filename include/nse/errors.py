@@ -11,12 +11,16 @@ class NotPublished(NSEError):
     """NSE has not published this file (404, or an HTML page where data was expected).
 
     Not retried: a file that is not there yet will not appear within a retry's backoff.
+    `blocked` when the answer was an HTML page with a success status: NSE's way of saying "not
+    here" on some hosts, but also what a block or bot-challenge page looks like, so a date that
+    stays so is reported as blocked rather than as late.
     """
 
-    def __init__(self, url: str, reason: str) -> None:
+    def __init__(self, url: str, reason: str, *, blocked: bool = False) -> None:
         super().__init__(f"{url}: not published ({reason})")
         self.url = url
         self.reason = reason
+        self.blocked = blocked
 
 
 class InHistory(NSEError):

@@ -18,7 +18,7 @@ from include.nse.warehouse import identifier
 def members_on(client, index_name: str, day: dt.date, database: str = "nse") -> list[str]:
     """Symbols in the index on `day`, by the snapshots loaded so far."""
     rows = client.execute(
-        f"SELECT symbol FROM {identifier(database)}.index_membership "
+        f"SELECT symbol FROM {identifier(database)}.index_membership "  # noqa: S608 — names pass identifier(), values are parameters
         "WHERE index_name = %(index)s AND valid_from <= %(day)s "
         "AND (valid_to > %(day)s OR valid_to IS NULL) ORDER BY symbol",
         {"index": index_name, "day": day},
@@ -29,7 +29,7 @@ def members_on(client, index_name: str, day: dt.date, database: str = "nse") -> 
 def changes_on(client, trade_date: dt.date, database: str = "nse") -> list[dict]:
     """Inclusions and exclusions that took effect with the day's snapshot, per index."""
     rows = client.execute(
-        f"SELECT index_name, change, symbol FROM {identifier(database)}.index_changes "
+        f"SELECT index_name, change, symbol FROM {identifier(database)}.index_changes "  # noqa: S608 — names pass identifier(), values are parameters
         "WHERE trade_date = %(day)s ORDER BY index_name, change, symbol",
         {"day": trade_date},
     )

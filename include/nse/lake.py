@@ -17,7 +17,9 @@ processes fetching one date never lose each other's entries.
 
 Every file is written to a temporary name in its folder and renamed into place, so a reader sees
 the old file or the new one, never half of one; a silver partition is one file replaced whole,
-so a rerun replaces it and concurrent rewrites of one date leave one complete partition.
+so a rerun replaces it and concurrent rewrites of one date leave one complete partition. Silver
+is read through one open handle (`read_parquet`), so a reader never mixes the footer of one
+version with the data of the next.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ MANIFEST = "_manifest.json"
 _LOCK = "_manifest.lock"
 #: A part folder: `name=value`, the value a single path component.
 _PART = re.compile(r"[a-z_]+=[^/\\\x00]+")
+#: Longest file name kept: 255 bytes (most file systems), less what a temporary name adds.
+MAX_FILE_NAME_BYTES = 200
 #: Temporary files older than this were left by a writer that died; the next write removes them.
 STALE_TEMP_SECONDS = 3600
 
@@ -77,8 +81,13 @@ class BronzeRecord:
         return cls(**{k: v for k, v in entry.items() if k in known})
 
     def read(self) -> bytes:
-        """The file's bytes, refused unless they are the ones the manifest recorded."""
-        data = Path(self.path).read_bytes()
+        """The file's bytes, refused unless they are the ones the manifest recorded; those of
+        an earlier fetch come from `_superseded/` once a re-fetch brought different bytes."""
+        path = Path(self.path)
+        data = path.read_bytes()
+        if digest(data) != self.sha256:
+            earlier = _superseded(path, self.sha256)
+            data = earlier.read_bytes() if earlier.exists() else data
         if digest(data) != self.sha256:
             raise ParseError(
                 self.file_name, "bronze file does not match the sha256 in its manifest"
@@ -95,25 +104,64 @@ def check_part(part: str | None) -> str | None:
 
 
 def check_file_name(name: str) -> str:
-    """A file name from a URL or a caller, refused unless it stays in its folder."""
-    if not name or "/" in name or "\\" in name or "\x00" in name or name.startswith((".", "_")):
+    """A file name from a URL or a caller, refused unless it stays in its folder and fits the
+    file system with the temporary name's additions."""
+    if (
+        not name
+        or "/" in name
+        or "\\" in name
+        or "\x00" in name
+        or name.startswith((".", "_"))
+        or len(name.encode()) > MAX_FILE_NAME_BYTES
+    ):
         raise ValueError(f"unsafe file name {name!r} for the lake")
     return name
 
 
+class LakeWriteError(OSError):
+    """A lake file that could not be written (a full disk, a lost mount): the error names the
+    file, and the file is as it was before; nothing half-written is left under its name."""
+
+
+def _os_error(exc: BaseException) -> int | None:
+    """The OS error number behind a failed write: OSError's own, or the one polars' Parquet
+    writer prints ("... (os error 28)")."""
+    if isinstance(exc, OSError):
+        return exc.errno
+    found = (
+        re.search(r"\(os error (\d+)\)", str(exc))
+        if isinstance(exc, pl.exceptions.PolarsError)
+        else None
+    )
+    return int(found.group(1)) if found else None
+
+
+@contextmanager
+def _written_whole(path: Path, tmp: Path) -> Iterator[None]:
+    """Around writing `tmp` and renaming it to `path`: on any failure the temporary file goes,
+    and an OS error (ENOSPC, EIO...) becomes a LakeWriteError naming `path`."""
+    try:
+        yield
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        code = _os_error(exc)
+        if code is None:
+            raise
+        raise LakeWriteError(
+            code, f"{os.strerror(code)} (nothing written: the file is as it was)", str(path)
+        ) from exc
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write `data` at `path` through a temporary name in the same folder, fsynced, renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with _written_whole(path, tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -124,17 +172,34 @@ def write_json(path: Path, document: object, *, indent: int | None = 2) -> Path:
 
 
 def write_parquet(path: Path, df: pl.DataFrame) -> Path:
-    """`df` at `path` through a temporary name; a failed write leaves `path` as it was."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(path.parent)
+    """`df` at `path` through a temporary name, fsynced, renamed; a failed write leaves `path`
+    as it was."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with _written_whole(path, tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(path.parent)
         df.write_parquet(tmp, compression="zstd", statistics=True)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
+
+
+def read_parquet(path: str | os.PathLike) -> pl.DataFrame:
+    """A Parquet file, read through one open handle. Given a path, polars opens the file once
+    for its footer and again for its data: a rewrite renamed into place between the two would
+    mix two files (a reader's panic, or rows of one with the footer of the other). An open
+    handle keeps the file it opened, whatever is renamed over its name meanwhile."""
+    with open(path, "rb") as f:
+        return pl.read_parquet(f)
+
+
+def parquet_rows(path: str | os.PathLike) -> int:
+    """The rows a Parquet file holds, from its footer, through one open handle."""
+    import pyarrow.parquet as pq
+
+    with open(path, "rb") as f:
+        return pq.ParquetFile(f).metadata.num_rows
 
 
 def _remove_stale_temps(directory: Path) -> None:
@@ -159,6 +224,11 @@ def _locked(directory: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _superseded(path: Path, sha256: str) -> Path:
+    """Where the bytes `sha256` once at `path` are kept after a re-fetch replaced them."""
+    return path.parent / "_superseded" / f"{sha256[:16]}-{path.name}"
+
+
 def _keep_bronze(path: Path, content: bytes, sha256: str) -> None:
     """Write `content` at `path`; bytes already there that differ go to `_superseded/` first."""
     with _locked(path.parent):
@@ -167,7 +237,7 @@ def _keep_bronze(path: Path, content: bytes, sha256: str) -> None:
             old_digest = digest(old)
             if old_digest == sha256:
                 return
-            atomic_write_bytes(path.parent / "_superseded" / f"{old_digest[:16]}-{path.name}", old)
+            atomic_write_bytes(_superseded(path, old_digest), old)
         atomic_write_bytes(path, content)
 
 
@@ -296,12 +366,11 @@ class Lake:
         return write_parquet(self.partition(layer, dataset, trade_date, part) / name, df)
 
     def read_silver(self, dataset: str, trade_date: dt.date) -> pl.DataFrame:
-        return pl.read_parquet(self.silver_path(dataset, trade_date))
+        """The partition as one writer wrote it, even while another replaces it."""
+        return read_parquet(self.silver_path(dataset, trade_date))
 
     def silver_rows(self, dataset: str, trade_date: dt.date) -> int:
-        return (
-            pl.scan_parquet(self.silver_path(dataset, trade_date)).select(pl.len()).collect()[0, 0]
-        )
+        return parquet_rows(self.silver_path(dataset, trade_date))
 
     def silver_dates(self, dataset: str) -> list[dt.date]:
         base = self.root / "silver" / dataset

@@ -155,18 +155,22 @@ def encode(series: pl.Series, ch_type: str) -> bytes:
 def insert(
     client: Client, table: str, frame: pl.DataFrame, *, block_rows: int = BLOCK_ROWS
 ) -> int | None:
-    """Insert `frame` into `table` (`database.name`, checked by the caller) as Native blocks;
-    the rows sent, or None, having sent nothing, for a frame to insert clickhouse-driver's way
-    (a type not encoded here, a compressed connection, a client that only looks like one).
-    Values a column cannot hold raise ValueError, naming the column, and send nothing."""
+    """Insert `frame` into `table` (`database.name`) as Native blocks; the rows sent, or None,
+    having sent nothing, for a frame to insert clickhouse-driver's way (a type not encoded here,
+    a compressed connection, a client that only looks like one). Values a column cannot hold
+    raise ValueError, naming the column, and send nothing; so do names that are not plain
+    identifiers."""
     from clickhouse_driver import Client
     from clickhouse_driver.block import ColumnOrientedBlock
 
+    from include.nse.warehouse import identifier, qualified_name
+
+    columns = ", ".join(map(identifier, frame.columns))
+    query = f"INSERT INTO {qualified_name(table)} ({columns}) VALUES"
     if frame.is_empty():
         return 0
     if not isinstance(client, Client) or client.connection.compression:
         return None
-    query = f"INSERT INTO {table} ({', '.join(frame.columns)}) VALUES"
     new_query_id = getattr(client, "new_query_id", None)
     refused: Exception | None = None
     with client.disconnect_on_error(query, None):

@@ -28,7 +28,7 @@ import polars as pl
 from include.nse import quality, warehouse
 from include.nse.config import Settings
 from include.nse.errors import ParseError
-from include.nse.lake import Lake
+from include.nse.lake import Lake, read_parquet
 from include.nse.sources.base import Dataset, Request
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,10 @@ def fetch(
             return bronze.written(record)
 
         publication = dataset.publication
-        found = (publication.fetch_history if history else publication.fetch)(client, request, keep)
+        bounded = client.for_dataset(dataset.name)
+        found = (publication.fetch_history if history else publication.fetch)(
+            bounded, request, keep
+        )
     return {
         "dataset": dataset.name,
         "trade_date": request.trade_date.isoformat(),
@@ -228,7 +231,7 @@ def load(ctx: Context, dataset: Dataset, validated: dict) -> dict:
         if dataset.publication.per_item:
             stats = dataset.publication.load_parts(client, database, dataset, validated["silver"])
         else:
-            frame = pl.read_parquet(validated["silver"][0])
+            frame = read_parquet(validated["silver"][0])
             day = dt.date.fromisoformat(validated["trade_date"])
             stats = warehouse.load(client, dataset, day, frame, database=database)
     return {"dataset": dataset.name, **stats, "seconds": _seconds(started)}

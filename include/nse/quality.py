@@ -2,16 +2,18 @@
 Expectations on metrics computed once in polars.
 
 Each silver partition is validated against its dataset's suite (`suite`: the key not null and
-unique, then `Dataset.checks`). Great Expectations' own pandas engine converts the partition to
-pandas and scans it once per expectation, which costs about a second for one day of F&O and
-ten for a month: more than loading it. So the metrics every expectation asks for (row counts,
-null counts, unexpected counts and a few unexpected values, in GX's metric vocabulary:
+unique, every float column finite, then `Dataset.checks`). Great Expectations' own pandas engine
+converts the partition to pandas and scans it once per expectation, which costs about a second for
+one day of F&O and ten for a month: more than loading it. So the metrics every expectation asks for
+(row counts, null counts, unexpected counts and a few unexpected values, in GX's metric vocabulary:
 `column_values.between.unexpected_count`, ...) are computed here with polars, all counts of a
-partition in one pass, and handed to each GX expectation's `_validate`, the step GX's
-validator runs once it has resolved the metrics the expectation declared. GX still decides every
-verdict (its `mostly`, strictness and vacuous-truth rules) and writes the record (its validation
-result JSON). A test runs the same suites through GX's pandas engine and checks that both give
-the same verdicts and counts.
+partition in one pass, and handed to each GX expectation's `_validate`, the step GX's validator
+runs once it has resolved the metrics the expectation declared. GX still decides every verdict (its
+`mostly`, strictness and vacuous-truth rules) and writes the record (its validation result JSON). A
+test runs the same suites through GX's pandas engine and checks that both give the same verdicts
+and counts, but for a NaN: pandas holds a null float as NaN, so GX's engine takes every NaN for a
+null, while here the finite checks (`checks.finite`, on every float column) count it as what it is:
+a value that cannot be true.
 
 Row-count checks compare with the previous silver partition of the same dataset; with none they
 are skipped and the report says so. The result (GX's JSON with a summary) is kept in the lake at
@@ -34,7 +36,16 @@ import polars as pl
 
 from include.nse.errors import QualityError
 from include.nse.lake import Lake, write_json
-from include.nse.sources.checks import CRITICAL, PREVIOUS_ROWS, TRADE_DATE, Check, not_null, unique
+from include.nse.sources.checks import (
+    CRITICAL,
+    PREVIOUS_ROWS,
+    TRADE_DATE,
+    Check,
+    finite,
+    is_finite,
+    not_null,
+    unique,
+)
 from include.nse.warehouse import identifier, insert_columns
 
 if TYPE_CHECKING:
@@ -72,6 +83,18 @@ class Outcome:
             else f"observed {self.observed_value}"
         )
         return f"{self.expectation}({args}): {self.error or found}"
+
+    def subject(self) -> str:
+        """What it looked at, in a word: a column, columns taken together, a pair, the table."""
+        kwargs = self.kwargs
+        if "column" in kwargs:
+            return str(kwargs["column"])
+        if "column_list" in kwargs:
+            return "+".join(map(str, kwargs["column_list"]))
+        if "column_A" in kwargs:
+            sign = ">=" if kwargs.get("or_equal") else ">"
+            return f"{kwargs['column_A']}{sign}{kwargs['column_B']}"
+        return "table"
 
 
 @dataclass
@@ -134,8 +157,14 @@ class Report:
             f"expectations, {len(self.critical_failed)} critical and {len(self.warnings)} "
             f"warning failed, {len(self.skipped)} skipped"
         )
+        checked: dict[str, list[str]] = {}
+        for o in self.outcomes:
+            subjects = checked.setdefault(o.expectation, [])
+            if o.subject() not in subjects:
+                subjects.append(o.subject())
         return [
             head,
+            *(f"  checked {kind}: {', '.join(subjects)}" for kind, subjects in checked.items()),
             *(f"  critical: {o.describe()}" for o in self.critical_failed),
             *(f"  warning: {o.describe()}" for o in self.warnings),
             *(f"  skipped: {s}" for s in self.skipped),
@@ -150,11 +179,13 @@ class Report:
 
 
 def suite(dataset: Dataset) -> list[Check]:
-    """The dataset's checks, after the key's: non-nullable key columns not null, key unique."""
+    """The dataset's checks, after the key's (non-nullable key columns not null, key unique)
+    and every float column's (finite: no NaN, no infinity)."""
     nullable = {c.name for c in dataset.columns if c.nullable}
     return [
         *not_null(*(c for c in dataset.key if c not in nullable)),
         unique(dataset.key),
+        *finite(*(c.name for c in dataset.columns if c.dtype.is_float())),
         *dataset.checks,
     ]
 
@@ -193,28 +224,34 @@ class _Metrics:
         self._conditions: dict[str, tuple[pl.Expr, pl.Expr, list[str]]] = {}
         self._counts: dict[str, int] = {}
 
-    def condition(self, metric: str, domain: Mapping, values: Mapping | None) -> str:
-        """Register the condition behind a map metric; its key for `count` and `values`."""
+    def condition(
+        self, metric: str, domain: Mapping, values: Mapping | None, *, nan_is_value: bool = False
+    ) -> str:
+        """Register the condition behind a map metric; its key for `count` and `values`.
+        `nan_is_value`: a NaN counts as a value, not as missing (for `finite` checks)."""
         kind = metric.rsplit(".", 1)[0]
         domain = {k: v for k, v in domain.items() if v is not None and k != "batch_id"}
         values = {k: v for k, v in (values or {}).items() if k != "result_format"}
-        key = repr((kind, sorted(domain.items()), sorted(values.items(), key=str)))
+        key = repr((kind, sorted(domain.items()), sorted(values.items(), key=str), nan_is_value))
         if key not in self._conditions:
-            self._conditions[key] = self._build(kind, domain, values)
+            self._conditions[key] = self._build(kind, domain, values, nan_is_value)
         return key
 
-    def _build(self, kind: str, domain: dict, values: dict) -> tuple[pl.Expr, pl.Expr, list[str]]:
+    def _build(
+        self, kind: str, domain: dict, values: dict, nan_is_value: bool = False
+    ) -> tuple[pl.Expr, pl.Expr, list[str]]:
         """(rows in the domain, rows unexpected, columns shown) of one condition."""
         f = self.frame
         if kind.startswith("column_values."):
             column = domain["column"]
-            present = ~_missing(f, column)
             c = pl.col(column)
+            present = ~(c.is_null() if nan_is_value else _missing(f, column))
             if kind == "column_values.nonnull":
                 return pl.lit(True), ~present, [column]
             if kind == "column_values.between":
                 low, high = values.get("min_value"), values.get("max_value")
-                ok = pl.lit(True)
+                # A NaN counted as a value is in no range.
+                ok = ~c.is_nan() if nan_is_value and f.schema[column].is_float() else pl.lit(True)
                 if low is not None:
                     ok = ok & (c > low if values.get("strict_min") else c >= low)
                 if high is not None:
@@ -223,6 +260,8 @@ class _Metrics:
             if kind == "column_values.in_set":
                 allowed = pl.Series(list(values["value_set"]), dtype=f.schema[column])
                 return present, present & ~c.is_in(allowed), [column]
+            if kind == "column_values.unique":
+                return present, present & c.is_duplicated(), [column]
             if kind == "column_values.match_regex":
                 return present, present & ~c.str.contains(values["regex"]), [column]
         if kind == "column_pair_values.a_greater_than_b":
@@ -280,14 +319,17 @@ def _pair_domain(frame: pl.DataFrame, a: str, b: str, ignore: str) -> pl.Expr:
     return pl.lit(True)
 
 
-def _metric(metrics: _Metrics, configuration) -> Any:
+def _metric(metrics: _Metrics, configuration, *, nan_is_value: bool = False) -> Any:
     """The value of one metric GX asks for, by its name and kwargs."""
     name = configuration.metric_name
     if name == "table.row_count":
         return metrics.frame.height
     kind, _, suffix = name.rpartition(".")
     key = metrics.condition(
-        name, configuration.metric_domain_kwargs, configuration.metric_value_kwargs
+        name,
+        configuration.metric_domain_kwargs,
+        configuration.metric_value_kwargs,
+        nan_is_value=nan_is_value,
     )
     if suffix == "unexpected_count":
         return metrics.counts(key)[1]
@@ -353,13 +395,21 @@ def validate_frame(
         )
         for c in run
     ]
-    for _, needed in expectations:  # every condition first, so one pass counts them all
-        for mc in needed.values():
+    # A finite check counts a NaN as a value (not a number), where GX's pandas engine, like
+    # the other checks, takes it for a missing one: pandas holds a null float as NaN.
+    nan_is_value = [is_finite(c) for c in run]
+    for (_, needed), nan in zip(expectations, nan_is_value, strict=True):
+        for mc in needed.values():  # every condition first, so one pass counts them all
             if mc.metric_name != "table.row_count":
-                metrics.condition(mc.metric_name, mc.metric_domain_kwargs, mc.metric_value_kwargs)
+                metrics.condition(
+                    mc.metric_name,
+                    mc.metric_domain_kwargs,
+                    mc.metric_value_kwargs,
+                    nan_is_value=nan,
+                )
     results = []
-    for expectation, needed in expectations:
-        values = {name: _metric(metrics, mc) for name, mc in needed.items()}
+    for (expectation, needed), nan in zip(expectations, nan_is_value, strict=True):
+        values = {name: _metric(metrics, mc, nan_is_value=nan) for name, mc in needed.items()}
         raw = expectation._validate(metrics=values, runtime_configuration=dict(RUNTIME))
         results.append(expectation._build_evr(raw_response=raw))
     # GX's suite result as its `to_json_dict` gives it, without the deep copy of every result

@@ -9,9 +9,10 @@ Loading a trade date is idempotent: the frame goes into a fresh staging table sh
 target, and `ALTER TABLE ... REPLACE PARTITION` swaps that date's partition in whole. A rerun
 replaces the date instead of adding a copy, readers see either the old rows or the new ones, and
 dates loading at the same time never touch each other's partitions. A worker killed between
-creating and dropping its staging table leaves a `<table>__stage_<hex>` table behind; such tables
-are dropped by the next load of that table once they are an hour old (`STALE_STAGE_SECONDS`),
-which no live load comes near.
+creating and dropping its staging table leaves a `<table>__stage_<time>_<hex>` table behind;
+such tables are dropped by the next load of that table once they are an hour old
+(`STALE_STAGE_SECONDS`, which no live load comes near) or older than the server's last start
+(`drop_stale_stages`).
 
 `Warehouse` is the database a pipeline run loads into: how to connect (an Airflow hook's
 task-tagged client, or the command line's) and which database, migrated once per process.
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from include.nse.dates import iso_date
 from include.nse.payload import digest
 
 if TYPE_CHECKING:
@@ -54,6 +56,23 @@ _STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
 
 class MigrationError(RuntimeError):
     """An applied migration file no longer matches what was applied."""
+
+
+def connector(**settings: Any) -> Callable[[], AbstractContextManager[Client]]:
+    """`connect` for a `Warehouse`: each session a new clickhouse-driver client made with
+    `settings` (host, port, user, password, ...), disconnected when the session ends."""
+
+    @contextmanager
+    def connect() -> Iterator[Client]:
+        from clickhouse_driver import Client
+
+        client = Client(**settings)
+        try:
+            yield client
+        finally:
+            client.disconnect()
+
+    return connect
 
 
 class Warehouse:
@@ -109,7 +128,7 @@ def applied_migrations(client: Client, database: str = "nse") -> dict[str, str]:
     )[0][0]
     if not exists:
         return {}
-    return dict(client.execute(f"SELECT name, sha256 FROM {db}.schema_migrations"))
+    return dict(client.execute(f"SELECT name, sha256 FROM {db}.schema_migrations"))  # noqa: S608 — names pass identifier(), values are parameters
 
 
 def migrate(client: Client, database: str = "nse", sql_dir: str | Path = SQL_DIR) -> list[str]:
@@ -209,12 +228,6 @@ def insert_columns(client: Client, table: str, data: Any) -> int:
     return rows
 
 
-def _as_date(value: dt.date | str) -> dt.date:
-    if isinstance(value, dt.datetime):
-        raise TypeError(f"trade_date must be a date, not a datetime: {value!r}")
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
-
-
 def conform_for_load(dataset: Dataset, trade_date: dt.date, df: pl.DataFrame) -> pl.DataFrame:
     """`df` as the silver schema, refused unless it has exactly the silver columns and one date."""
     expected = dataset.column_names
@@ -262,7 +275,7 @@ def load(
     it); one partitioned by year (`Dataset.warehouse_partition`) has each year the frame covers
     replaced. Returns `{table, trade_date, rows, partitions}`.
     """
-    trade_date = _as_date(trade_date)
+    trade_date = iso_date(trade_date)
     table = f"{identifier(database)}.{identifier(dataset.table)}"
     if dataset.warehouse_partition == "year":
         df = dataset.conform(df)
@@ -305,6 +318,11 @@ def replace_partitions(client: Client, table: str, frames: Mapping[Any, pl.DataF
     from an empty source, `allow_replace_partition_from_empty_source`).
     """
     table = qualified_name(table)
+    for partition in frames:
+        # Parameters would quote anything safely; a value that is not a partition is refused
+        # before a staging table is filled for it.
+        if isinstance(partition, bool | dt.datetime) or not isinstance(partition, dt.date | int):
+            raise ValueError(f"{table}: a partition is a trade date or a year, not {partition!r}")
     filled = [df for df in frames.values() if not df.is_empty()]
     if filled:
         drop_stale_stages(client, table)
@@ -337,7 +355,7 @@ def load_days(
     if dataset.warehouse_partition != "date":
         raise ValueError(f"{dataset.name} is not partitioned by trade date; load it with `load`")
     conformed = {
-        _as_date(day): conform_for_load(dataset, _as_date(day), df) for day, df in frames.items()
+        iso_date(day): conform_for_load(dataset, iso_date(day), df) for day, df in frames.items()
     }
     table = f"{identifier(database)}.{identifier(dataset.table)}"
     replace_partitions(client, table, conformed)
@@ -358,7 +376,7 @@ def insert_new(
     target = f"{identifier(database)}.{identifier(table)}"
     held = query_polars(
         client,
-        f"SELECT DISTINCT {', '.join(map(identifier, key))} FROM {target} "
+        f"SELECT DISTINCT {', '.join(map(identifier, key))} FROM {target} "  # noqa: S608 — names pass identifier(), values are parameters
         "WHERE trade_date IN %(dates)s",
         {"dates": tuple(frame["trade_date"].unique().to_list())},
     )
@@ -366,15 +384,28 @@ def insert_new(
     return insert_columns(client, target, new)
 
 
-def drop_stale_stages(client: Client, table: str, older_than: float = STALE_STAGE_SECONDS) -> list:
-    """Drop staging tables of `table` (`database.name`) left by loads that died; their names."""
-    database, name = qualified_name(table).split(".", 1)
+def drop_stale_stages(client: Client, where: str, older_than: float | None = None) -> list[str]:
+    """Drop the staging tables that loads which died left behind, of one table (`where` is
+    `database.name`) or of every table of a database (`where` is `database`); their names.
+
+    A stage is stale once its name's time is `older_than` seconds old (`STALE_STAGE_SECONDS`
+    by default), or when it was created before the server last started: a restart cuts every
+    connection, so the load that made it has failed whatever its age. Every load of a table
+    calls this for its table; housekeeping may call it for a database.
+    """
+    database, _, table = qualified_name(where).partition(".")
+    older_than = STALE_STAGE_SECONDS if older_than is None else older_than
     rows = client.execute(
-        "SELECT name FROM system.tables WHERE database = %(db)s AND startsWith(name, %(prefix)s)",
-        {"db": database, "prefix": f"{name}__stage_"},
+        "SELECT name, metadata_modification_time < now() - uptime() FROM system.tables "
+        "WHERE database = %(db)s AND startsWith(name, %(prefix)s)",
+        {"db": database, "prefix": f"{table}__stage_" if table else ""},
     )
     cutoff = time.time() - older_than
-    stale = [n for (n,) in rows if (m := _STAGE.search(n)) and int(m.group(1)) < cutoff]
+    stale = [
+        name
+        for name, before_start in rows
+        if (m := _STAGE.search(name)) and (before_start or int(m.group(1)) < cutoff)
+    ]
     for stage in stale:
         log.warning("dropping staging table %s.%s left by a load that died", database, stage)
         client.execute(f"DROP TABLE IF EXISTS {database}.{identifier(stage)}")

@@ -25,6 +25,7 @@ from include.nse_airflow.tasks import (
     START_DATE,
     dataset_asset,
     pipeline_context,
+    task_timeout,
 )
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,12 @@ DATASETS = [
 POOL = "nse_backfill"
 #: How often a chunk waiting for its turn looks again.
 TURN_WAIT = dt.timedelta(seconds=15)
-#: A chunk's days can be many: an hour per chunk before it is given up (and retried).
-CHUNK_TIMEOUT = dt.timedelta(hours=2)
-_ACTIVE = ("running", "queued")
+#: A chunk's days can be many: two hours per chunk before it is given up (and retried);
+#: NSE_TASK_TIMEOUT_CHUNK_MINUTES changes it.
+CHUNK_TIMEOUT = task_timeout("chunk")
+#: A chunk in any other state (none yet, scheduled, queued, running, waiting its turn, waiting
+#: to retry) is unfinished.
+_FINISHED = ("success", "failed", "skipped", "upstream_failed", "removed")
 
 
 def params() -> dict[str, Param]:
@@ -92,10 +96,15 @@ def params() -> dict[str, Param]:
 def _range(context) -> tuple[dt.date, dt.date]:
     from airflow.sdk.exceptions import AirflowFailException
 
+    from include.nse.dates import iso_date
+
     p = context["params"]
     if not (p.get("start") and p.get("end")):
         raise AirflowFailException("a history load needs its range: set the start and end params")
-    return dt.date.fromisoformat(p["start"]), dt.date.fromisoformat(p["end"])
+    try:
+        return iso_date(p["start"], "start"), iso_date(p["end"], "end")
+    except ValueError as e:
+        raise AirflowFailException(str(e)) from None
 
 
 def _results(loaded: Any) -> list[dict]:
@@ -105,7 +114,7 @@ def _results(loaded: Any) -> list[dict]:
     return [result for result in (loaded[i] for i in range(len(loaded))) if result]
 
 
-@task
+@task(execution_timeout=task_timeout("plan"))
 def plan(**context) -> list[dict]:
     """The range's chunks, each with every chosen dataset's trading days in it."""
     from include.nse import history
@@ -119,7 +128,14 @@ def plan(**context) -> list[dict]:
 
 
 def _wait_for_turn(context, limit: int) -> None:
-    """Reschedule this chunk while `limit` chunks before it (by map index) are running."""
+    """Reschedule this chunk while `limit` chunks before it (by map index) are unfinished.
+
+    Then at most `limit` chunks of a run ever load at once, whatever order the scheduler starts
+    them in and however their checks interleave: of the chunks loading at a moment, the one with
+    the highest index went ahead with at most `limit - 1` unfinished chunks before it, and every
+    other loading chunk is one of those. The lowest unfinished chunk always may go, so the run
+    never stalls, and chunks load in the calendar's order.
+    """
     from airflow.sdk.exceptions import AirflowRescheduleException
 
     ti = context["ti"]
@@ -127,11 +143,15 @@ def _wait_for_turn(context, limit: int) -> None:
     ahead = [
         key
         for key, state in states.get(ti.run_id, {}).items()
-        if str(getattr(state, "value", state)) in _ACTIVE
+        if str(getattr(state, "value", state)) not in _FINISHED
         and int(key.rsplit("_", 1)[1]) < ti.map_index
     ]
     if len(ahead) >= limit:
-        log.info("%d chunks before this one are loading (at most %d): waiting", len(ahead), limit)
+        log.info(
+            "%d chunks before this one are unfinished (at most %d load at once): waiting",
+            len(ahead),
+            limit,
+        )
         raise AirflowRescheduleException(dt.datetime.now(dt.UTC) + TURN_WAIT)
 
 
@@ -164,7 +184,7 @@ def load(chunk: dict, **context) -> dict:
     }
 
 
-@task(trigger_rule="all_done")
+@task(trigger_rule="all_done", execution_timeout=task_timeout("check"))
 def summarize(planned: list[dict], loaded: Any, **context) -> dict:
     """What the run did, chunk by chunk; failed when any day or chunk failed, so the alert
     names them."""
@@ -197,7 +217,7 @@ def summarize(planned: list[dict], loaded: Any, **context) -> dict:
     return summary
 
 
-@task(trigger_rule="all_done")
+@task(trigger_rule="all_done", execution_timeout=task_timeout("check"))
 def publish(dataset: str, loaded: Any, **context) -> dict:
     """The dataset's asset, once for the range, when any of its days loaded; skipped otherwise."""
     from airflow.sdk.exceptions import AirflowSkipException

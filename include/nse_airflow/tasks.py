@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import time
 from contextlib import contextmanager
 from typing import Any
@@ -43,6 +44,38 @@ POOLS = {"archive": "nse_archives", "api": "nse_api"}
 ITEMS_VARIABLES = {"indices": "nse_indices", "underlyings": "nse_option_chain_underlyings"}
 START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
+#: Minutes each kind of task may run, per try (a fetch waiting for NSE to publish is
+#: rescheduled and holds no slot between looks). `NSE_TASK_TIMEOUT_<KIND>_MINUTES` overrides one,
+#: read when the DAG file is parsed. A fetch is bounded by its downloads (each within
+#: NSE_HTTP_DEADLINE, tried NSE_HTTP_MAX_ATTEMPTS times), the others by a day's size.
+TASK_TIMEOUT_MINUTES = {
+    "fetch": 30,
+    "parse": 20,
+    "validate": 20,
+    "load": 30,
+    "after": 20,
+    "plan": 10,
+    "check": 10,
+    # A history chunk: a month of one or more datasets' days, loaded through the whole chain.
+    "chunk": 120,
+}
+
+
+def task_timeout(kind: str, cap: dt.timedelta | None = None) -> dt.timedelta:
+    """A task kind's `execution_timeout`: its configured minutes, at most `cap` (a DAG's own
+    bound, e.g. a snapshot's interval)."""
+    name = f"NSE_TASK_TIMEOUT_{kind.upper()}_MINUTES"
+    value = os.environ.get(name) or TASK_TIMEOUT_MINUTES[kind]
+    try:
+        minutes = float(value)
+    except ValueError:
+        minutes = 0
+    if not minutes > 0:
+        raise ValueError(f"{name} must be a number of minutes above 0, not {value!r}")
+    timeout = dt.timedelta(minutes=minutes)
+    return min(timeout, cap) if cap else timeout
+
+
 #: Shared by every NSE DAG: retried with backoff, bounded in time, owned by the data team.
 DEFAULT_ARGS = {
     "owner": "nse-data",
@@ -62,11 +95,18 @@ def dataset_asset(name: str) -> Asset:
 
 
 def trade_date_param() -> Param:
+    """YYYY-MM-DD in a text box, as the run's configuration JSON and the command line write it.
+
+    The trigger form draws a top-level `format: date` as the browser's date picker, which shows
+    the browser's locale (mm/dd/yyyy for many) whatever the description says; under `allOf`
+    the same check holds and the form draws a text box, so what a user types is what is sent.
+    """
     return Param(
         None,
         type=["null", "string"],
-        format="date",
-        description="Trade date to load; empty means the run's own date.",
+        allOf=[{"format": "date"}],
+        description="Trade date to load, as YYYY-MM-DD (e.g. 2024-07-05); empty means the "
+        "run's own date.",
     )
 
 
@@ -145,19 +185,28 @@ def _dataset(name: str):
     return sources.get(name)
 
 
+class Retried(Exception):
+    """A failure worth another try (NSE's hosts, ClickHouse, a connection, the file system),
+    named with the dataset and date, so the last line of the task's log says what and which."""
+
+
 @contextmanager
 def outcomes(dataset: str, day: dt.date | None):
     """The library's outcomes as Airflow's: skipped, failed without retries, or retried."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+    from clickhouse_driver.errors import Error as ClickHouseError
 
-    from include.nse.errors import NotPublished, ParseError, QualityError
+    from include.nse.errors import FetchError, NotPublished, ParseError, QualityError
     from include.nse.sources.option_chain import CoverageError
 
     what = f"{dataset} for {day}" if day else dataset
     try:
         yield
     except NotPublished as e:
-        reason = f"{what} is not published yet: {e.reason} ({e.url})"
+        # An HTML page with a success status is how NSE says "not here" and how a block page
+        # looks: the reason says both.
+        state = "is blocked or not published yet" if e.blocked else "is not published yet"
+        reason = f"{what} {state}: {e.reason} ({e.url})"
         log.info("%s", reason)
         raise AirflowSkipException(reason) from e
     except QualityError as e:
@@ -165,6 +214,17 @@ def outcomes(dataset: str, day: dt.date | None):
         raise AirflowFailException(str(e)) from e
     except (ParseError, CoverageError) as e:
         raise AirflowFailException(f"{what}: {e}") from e
+    except FetchError as e:
+        raise Retried(f"{what}: {e}") from e
+    except ClickHouseError as e:
+        reason = " ".join(str(e).split("Stack trace:")[0].split()) or type(e).__name__
+        raise Retried(f"{what}: ClickHouse failed: {reason}") from e
+    except OSError as e:
+        if e.filename:
+            raise Retried(f"{what}: cannot use the lake at {e.filename}: {e.strerror}") from e
+        raise Retried(f"{what}: connection lost: {type(e).__name__}: {e}") from e
+    except EOFError as e:
+        raise Retried(f"{what}: connection lost: {type(e).__name__}: {e}") from e
 
 
 def _skip_unless_published_on(name: str, day: dt.date) -> None:
@@ -179,7 +239,7 @@ def _skip_unless_published_on(name: str, day: dt.date) -> None:
     info = default_calendar().classify(day, segment)
     if not info.is_trading_day:
         why = f"{info.kind}: {info.description}" if info.description else info.kind
-        reason = f"NSE's {segment} segment was closed on {day:%A} {day} ({why}); nothing to load"
+        reason = f"NSE's {segment} segment was closed on {day:%A} {day} ({why}): no {name} to load"
         log.info("%s", reason)
         raise AirflowSkipException(reason)
 
@@ -207,7 +267,7 @@ def _items(name: str, context) -> list[str]:
 def fetch(dataset: str, **context) -> dict:
     """Fetch the day's files into bronze; skipped when NSE was closed or has not published."""
     from include.nse import pipeline
-    from include.nse.errors import InHistory
+    from include.nse.errors import InHistory, NotPublished
 
     day = trade_date(context)
     _skip_unless_published_on(dataset, day)
@@ -225,6 +285,50 @@ def fetch(dataset: str, **context) -> dict:
         except InHistory as e:
             log.info("%s", e)
             return {"dataset": dataset, "trade_date": day.isoformat(), "in_history": str(e)}
+        except NotPublished as e:
+            _watch_for_silence(dataset, day, e, context)
+            raise
+
+
+def _watch_for_silence(dataset: str, day: dt.date, error, context) -> None:
+    """A date NSE has not published: looked at again (the task rescheduled, holding no slot)
+    until it is late, when the first fetch to find it so alerts on Slack, once for the date,
+    and the run skips. A DAG without a time of day (triggered by hand) only skips."""
+    from airflow.sdk.exceptions import AirflowRescheduleException
+
+    from include.nse import silence
+    from include.nse.lake import Lake
+
+    timetable = context["dag"].timetable
+    at = getattr(timetable, "at", None)
+    if at is None:
+        return
+    s = settings()
+    lake = Lake(s.lake_root)
+    zone = getattr(timetable, "timezone", None)
+    due = dt.datetime.combine(day, at).replace(tzinfo=zone or dt.UTC)
+    now = dt.datetime.now(dt.UTC)
+    watch = silence.record(lake, dataset, day, error, due=due, settings=s, now=now)
+    if not watch.late(now):
+        again = min(now + dt.timedelta(minutes=s.silence_poke_minutes), watch.alert_at)
+        log.info(
+            "%s for %s is not published yet (%s); looking again at %s, alerting from %s",
+            dataset,
+            day,
+            error.reason,
+            again.isoformat(timespec="seconds"),
+            watch.alert_at.isoformat(timespec="seconds"),
+        )
+        raise AirflowRescheduleException(again)
+    if watch.history(now) or not silence.claim_alert(lake, dataset, day):
+        return
+    import nse_alerts
+
+    text = nse_alerts.silence_message(context, watch.message(now), blocked=watch.blocked)
+    if nse_alerts.send(text, context):
+        log.info("alerted on Slack: %s", text.splitlines()[0])
+    else:
+        silence.release_alert(lake, dataset, day)
 
 
 def pipeline_request(day: dt.date, items: tuple[str, ...] = (), *, history: bool = True):
@@ -361,41 +465,55 @@ def check_coverage(dataset: str, planned: list, parsed: list, loaded: Any, **con
 
 
 # ---- the builder ------------------------------------------------------------------------------
-def _chain(name: str) -> None:
+def _chain(name: str, cap: dt.timedelta | None = None) -> None:
     shape = catalog.shape(name)
     pool = POOLS[shape.host]
+
+    def bounded(kind: str) -> dict:
+        return {"execution_timeout": task_timeout(kind, cap)}
+
     if shape.per_item:
-        planned = plan.override(task_id=f"plan_{name}")(dataset=name)
+        planned = plan.override(task_id=f"plan_{name}", **bounded("plan"))(dataset=name)
         fetched = (
-            fetch_batch.override(task_id=f"fetch_{name}", pool=pool)
+            fetch_batch.override(task_id=f"fetch_{name}", pool=pool, **bounded("fetch"))
             .partial(dataset=name)
             .expand(batch=planned)
         )
         parsed = (
-            parse.override(task_id=f"parse_{name}", map_index_template="{{ batch_label }}")
+            parse.override(
+                task_id=f"parse_{name}",
+                map_index_template="{{ batch_label }}",
+                **bounded("parse"),
+            )
             .partial(dataset=name)
             .expand(fetched=fetched)
         )
     else:
-        fetched = fetch.override(task_id=f"fetch_{name}", pool=pool)(dataset=name)
+        fetched = fetch.override(task_id=f"fetch_{name}", pool=pool, **bounded("fetch"))(
+            dataset=name
+        )
         if shape.history:
-            fetched = fetch_history.override(task_id=f"fetch_history_{name}", pool=POOLS["api"])(
-                dataset=name, fetched=fetched
-            )
-        parsed = parse.override(task_id=f"parse_{name}")(dataset=name, fetched=fetched)
-    validated = validate.override(task_id=f"validate_{name}")(dataset=name, parsed=parsed)
-    loaded = load.override(task_id=f"load_{name}", outlets=[dataset_asset(name)])(
-        dataset=name, validated=validated
+            fetched = fetch_history.override(
+                task_id=f"fetch_history_{name}", pool=POOLS["api"], **bounded("fetch")
+            )(dataset=name, fetched=fetched)
+        parsed = parse.override(task_id=f"parse_{name}", **bounded("parse"))(
+            dataset=name, fetched=fetched
+        )
+    validated = validate.override(task_id=f"validate_{name}", **bounded("validate"))(
+        dataset=name, parsed=parsed
     )
+    loaded = load.override(
+        task_id=f"load_{name}", outlets=[dataset_asset(name)], **bounded("load")
+    )(dataset=name, validated=validated)
     published = dict(shape.publishes)
     last = loaded
     for step in shape.after:
         outlets = [dataset_asset(published[step])] if step in published else []
-        last = after_step.override(task_id=f"{step}_{name}", outlets=outlets)(
+        last = after_step.override(task_id=f"{step}_{name}", outlets=outlets, **bounded("after"))(
             dataset=name, step=step, loaded=loaded
         )
     if shape.per_item:
-        last >> check_coverage.override(task_id=f"check_coverage_{name}")(
+        last >> check_coverage.override(task_id=f"check_coverage_{name}", **bounded("check"))(
             dataset=name, planned=planned, parsed=parsed, loaded=loaded
         )
 
@@ -458,9 +576,15 @@ def nse_dag(
     tags: list[str],
     max_active_runs: int = 4,
     default_args: dict | None = None,
+    finish_within: dt.timedelta | None = None,
     **dag_kwargs,
 ) -> DAG:
-    """A DAG loading `datasets` on `schedule`: each dataset's chain side by side."""
+    """A DAG loading `datasets` on `schedule`: each dataset's chain side by side. With
+    `finish_within`, a run unfinished that long after its logical date alerts on Slack."""
+    if finish_within is not None:
+        from include.nse_airflow.deadlines import deadline_alert
+
+        dag_kwargs["deadline"] = deadline_alert(dag_id, finish_within)
     with DAG(
         dag_id=dag_id,
         schedule=schedule,
@@ -475,5 +599,5 @@ def nse_dag(
         **dag_kwargs,
     ) as dag:
         for name in datasets:
-            _chain(name)
+            _chain(name, (default_args or {}).get("execution_timeout"))
     return dag

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from include.nse.dates import month_code, parse_dates
 from include.nse.errors import ParseError
 from include.nse.payload import BOM, sniff, zip_members
 from include.nse.sources.base import Column
+
+log = logging.getLogger(__name__)
 
 #: Column `read_csv` adds: the file's line a row came from (the header is line 1).
 LINE = "_line"
@@ -33,6 +36,13 @@ _NOTHING = ["-"]
 #: back-filled them to UDIFF_FIRST_DAY.
 LEGACY_LAST_DAY = dt.date(2024, 7, 5)
 UDIFF_FIRST_DAY = dt.date(2024, 1, 1)
+#: The UDiFF bhavcopy's header, the same in every segment (the segment is in Sgmt).
+UDIFF_LAYOUT = (
+    "TradDt,BizDt,Sgmt,Src,FinInstrmTp,FinInstrmId,ISIN,TckrSymb,SctySrs,XpryDt,"
+    "FininstrmActlXpryDt,StrkPric,OptnTp,FinInstrmNm,OpnPric,HghPric,LwPric,ClsPric,LastPric,"
+    "PrvsClsgPric,UndrlygPric,SttlmPric,OpnIntrst,ChngInOpnIntrst,TtlTradgVol,TtlTrfVal,"
+    "TtlNbOfTxsExctd,SsnId,NewBrdLotQty,Rmks,Rsvd1,Rsvd2,Rsvd3,Rsvd4"
+).split(",")
 
 
 def bhavcopy_paths(trade_date: dt.date, segment: str, legacy_folder: str) -> list[str]:
@@ -295,6 +305,60 @@ def require_columns(
     if missing:
         found = ", ".join(name for name in names if name not in (LINE, ""))
         raise ParseError(file_name, f"header lacks {', '.join(missing)}; found {found}", line=1)
+
+
+def check_layout(
+    names: Iterable[str],
+    file_name: str,
+    layout: str,
+    known: Iterable[str],
+    read: Iterable[str],
+    *,
+    optional: Iterable[str] = (),
+) -> list[str]:
+    """Hold a header to its layout: `known`, every column NSE's files of the layout have, of
+    which we `read` some; the columns the layout's early files lack are `optional`.
+
+    Schema drift is judged by what it does to the rows we load. A column we read that is
+    missing is refused. A column the layout does not have is not read and only logged as a
+    warning (NSE adds columns now and then; bronze keeps the file as served), and so is a
+    missing column we do not read, unless the new column stands where one we read is missing:
+    that is a renamed column, and reading on would leave that column null in every row, so it
+    is refused. Returns the columns the layout does not have.
+    """
+    names = [name for name in names if name]
+    known, read, optional = list(known), list(read), set(optional)
+    unknown = [name for name in names if name not in known]
+    missing = [name for name in read if name not in names]
+    required = [name for name in missing if name not in optional]
+    if required or (missing and unknown):
+        renamed = (
+            f" and has {', '.join(unknown)} instead, which the {layout} layout does not have "
+            "(a renamed column?)"
+            if unknown
+            else ""
+        )
+        raise ParseError(
+            file_name,
+            f"header lacks {', '.join(required or missing)}{renamed}; found {', '.join(names)}",
+            line=1,
+        )
+    unread = [name for name in known if name not in names and name not in read]
+    if unknown:
+        log.warning(
+            "%s: column(s) %s are not in NSE's %s layout and are not read; bronze keeps them",
+            file_name,
+            ", ".join(unknown),
+            layout,
+        )
+    if unread:
+        log.warning(
+            "%s: column(s) %s of NSE's %s layout are missing; none of them is read",
+            file_name,
+            ", ".join(unread),
+            layout,
+        )
+    return unknown
 
 
 def require_value(frame: pl.DataFrame, file_name: str, column: str, expected: str) -> None:

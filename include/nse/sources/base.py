@@ -23,14 +23,15 @@ and one line in a DAG file.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import polars as pl
 
 from include.nse.dates import http_date_ist
-from include.nse.errors import InHistory, NotPublished
+from include.nse.errors import InHistory, NotPublished, ParseError
 
 if TYPE_CHECKING:
     from include.nse.client import Fetched, NSEClient
@@ -61,6 +62,20 @@ class Keep(Protocol):
     def __call__(
         self, response: Fetched, file_name: str | None = None, part: str | None = None
     ) -> BronzeRecord: ...
+
+
+@contextmanager
+def kept_if_refused(
+    keep: Keep, response: Fetched, file_name: str | None = None, part: str | None = None
+) -> Iterator[None]:
+    """For a fetch that reads a response before it knows whether to keep it (which date a
+    latest-day file holds): a response the parser refuses is kept in bronze all the same, then
+    the error goes on, so the bytes NSE sent are there to inspect."""
+    try:
+        yield
+    except ParseError:
+        keep(response, file_name, part)
+        raise
 
 
 @dataclass(frozen=True)
@@ -109,16 +124,21 @@ class DailyFile(Publication):
     expect: tuple[str, ...] = ("zip", "csv")
 
     def fetch(self, client: NSEClient, request: Request, keep: Keep) -> dict:
-        reasons = []
+        missing: list[NotPublished] = []
         for path in self.paths(request.trade_date):
             try:
                 response = client.get_archive(path, expect=self.expect)
             except NotPublished as e:
-                reasons.append(f"{e.url} ({e.reason})")
+                missing.append(e)
                 continue
             keep(response)
             return {"url": response.url}
-        raise NotPublished("; ".join(reasons), f"not published for {request.trade_date}")
+        # Blocked only when every candidate was: an old format's 404 beside a block page is not.
+        raise NotPublished(
+            "; ".join(f"{e.url} ({e.reason})" for e in missing),
+            f"not published for {request.trade_date}",
+            blocked=bool(missing) and all(e.blocked for e in missing),
+        )
 
 
 @dataclass(frozen=True)
@@ -140,9 +160,9 @@ class LatestDayFile(Publication):
 
     def fetch(self, client: NSEClient, request: Request, keep: Keep) -> dict:
         response = client.get_archive(self.path, expect=self.expect)
-        held = self.holds(response.content, response.file_name) or http_date_ist(
-            response.headers.get("last-modified")
-        )
+        with kept_if_refused(keep, response):
+            held = self.holds(response.content, response.file_name)
+        held = held or http_date_ist(response.headers.get("last-modified"))
         day = request.trade_date
         if held is not None and held < day:
             raise NotPublished(response.url, f"it still holds {held}")

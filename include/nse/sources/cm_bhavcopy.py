@@ -3,6 +3,10 @@
 NSE published it as `cmDDMMMYYYYbhav.csv` ("legacy") until 2024-07-05, and in the UDiFF layout
 (`BhavCopy_NSE_CM_0_0_0_YYYYMMDD_F_0000.csv`) from 2024-07-08, back-filled to 2024-01-01. The
 parser tells the two apart by their header, since a file's name need not say which one it holds.
+
+A header that drifts from its layout (`_csv.check_layout`) is refused when a column we read is
+missing or renamed, and read with a warning when it only adds a column. Two rows of one symbol
+and series are refused, naming both lines: loading both would double-count the day.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ import polars as pl
 
 from include.nse.errors import ParseError
 from include.nse.sources._csv import (
+    UDIFF_LAYOUT,
     bhavcopy_paths,
+    check_layout,
     open_csv,
     read_columns,
+    require_unique,
     single_date,
 )
 from include.nse.sources.base import Column, DailyFile, Dataset
@@ -75,6 +82,7 @@ _LEGACY = {
 }
 #: Added to the legacy file around 2011.
 _LEGACY_LATER = {"trades": "TOTALTRADES", "isin": "ISIN"}
+_LEGACY_LAYOUT = [*_LEGACY.values(), *_LEGACY_LATER.values()]
 _UDIFF = {
     "trade_date": "TradDt",
     "symbol": "TckrSymb",
@@ -90,6 +98,8 @@ _UDIFF = {
     "turnover": "TtlTrfVal",
     "trades": "TtlNbOfTxsExctd",
 }
+
+KEY = ("trade_date", "symbol", "series")
 
 #: What a sound day looks like. NSE prints LAST 0 for some thinly traded series (IL, IT, NT), so
 #: the last price is only required to be non-negative. A blank number is null in silver: the
@@ -119,8 +129,17 @@ def parse(raw: bytes, file_name: str) -> pl.DataFrame:
     names = opened.names
     if "TckrSymb" in names:
         source_format, source = "udiff", _UDIFF
+        check_layout(names, file_name, "UDiFF", UDIFF_LAYOUT, [*_UDIFF.values(), "Sgmt"])
     elif "SYMBOL" in names:
         source_format = "legacy"
+        check_layout(
+            names,
+            file_name,
+            "legacy CM",
+            _LEGACY_LAYOUT,
+            _LEGACY_LAYOUT,
+            optional=_LEGACY_LATER.values(),
+        )
         source = _LEGACY | {k: v for k, v in _LEGACY_LATER.items() if v in names}
     else:
         raise ParseError(
@@ -138,6 +157,7 @@ def parse(raw: bytes, file_name: str) -> pl.DataFrame:
         *(pl.lit(None).alias(name) for name in missing),
         source_format=pl.lit(source_format),
     )
+    require_unique(silver, file_name, KEY)
     return DATASET.conform(silver)
 
 
@@ -145,7 +165,7 @@ DATASET = Dataset(
     name="cm_bhavcopy",
     table="cm_bhavcopy",
     columns=COLUMNS,
-    key=("trade_date", "symbol", "series"),
+    key=KEY,
     parse=parse,
     publication=DailyFile(remote_paths),
     doc=__doc__,

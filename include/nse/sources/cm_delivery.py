@@ -1,7 +1,9 @@
 """Security-wise full bhavcopy: prices plus how much of the day's volume was taken to delivery.
 
 `sec_bhavdata_full_DDMMYYYY.csv` separates fields with ", ", quotes turnover in lakhs, and writes
-" -" for delivery where a series has none (e.g. BE, BZ); that stays null, never 0.
+" -" for delivery where a series has none (e.g. BE, BZ); that stays null, never 0. Every column
+of the file is read, so a missing or renamed one is refused and an added one read with a
+warning (`_csv.check_layout`); two rows of one symbol and series are refused.
 """
 
 from __future__ import annotations
@@ -10,7 +12,15 @@ import datetime as dt
 
 import polars as pl
 
-from include.nse.sources._csv import LAKH, read_csv, single_date, to_silver
+from include.nse.sources._csv import (
+    LAKH,
+    check_layout,
+    open_csv,
+    read_csv,
+    require_unique,
+    single_date,
+    to_silver,
+)
 from include.nse.sources.base import Column, DailyFile, Dataset
 from include.nse.sources.checks import (
     CM_SERIES,
@@ -82,6 +92,8 @@ _SOURCE = {
     "delivery_pct": "DELIV_PER",
 }
 
+KEY = ("trade_date", "symbol", "series")
+
 #: What a sound day looks like. Turnover can be 0: the file rounds to a thousand rupees. A blank
 #: number is null in silver: the close must be there; the rest may be blank for a series that
 #: did not trade, and a blank is recorded as a warning.
@@ -117,8 +129,11 @@ def remote_paths(trade_date: dt.date) -> list[str]:
 
 def parse(raw: bytes, file_name: str) -> pl.DataFrame:
     """The file to silver, with turnover in rupees; one trade date per file."""
-    silver = to_silver(read_csv(raw, file_name), file_name, COLUMNS, _SOURCE)
+    opened = open_csv(raw, file_name)
+    check_layout(opened.names, file_name, "full bhavcopy", _SOURCE.values(), _SOURCE.values())
+    silver = to_silver(read_csv(opened), file_name, COLUMNS, _SOURCE)
     single_date(silver, file_name, "trade_date", file_column=_SOURCE["trade_date"])
+    require_unique(silver, file_name, KEY)
     # Lakhs carry two decimals, so rounding to paise only removes the multiplication's float noise.
     return DATASET.conform(silver.with_columns(turnover=(pl.col("turnover") * LAKH).round(2)))
 
@@ -127,7 +142,7 @@ DATASET = Dataset(
     name="cm_delivery",
     table="cm_delivery",
     columns=COLUMNS,
-    key=("trade_date", "symbol", "series"),
+    key=KEY,
     parse=parse,
     publication=DailyFile(remote_paths, expect=("csv",)),
     doc=__doc__,

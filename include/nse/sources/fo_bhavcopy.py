@@ -21,7 +21,9 @@ import polars as pl
 from include.nse.errors import ParseError
 from include.nse.sources._csv import (
     LAKH,
+    UDIFF_LAYOUT,
     bhavcopy_paths,
+    check_layout,
     open_csv,
     read_columns,
     refuse_rows,
@@ -218,8 +220,10 @@ def parse(raw: bytes, file_name: str) -> pl.DataFrame:
     names = opened.names
     if "TckrSymb" in names:
         source_format, source = "udiff", _UDIFF
+        check_layout(names, file_name, "UDiFF", UDIFF_LAYOUT, [*_UDIFF.values(), "Sgmt"])
     elif "INSTRUMENT" in names:
         source_format, source = "legacy", _LEGACY
+        check_layout(names, file_name, "legacy F&O", _LEGACY.values(), _LEGACY.values())
     else:
         raise ParseError(
             file_name,

@@ -16,7 +16,9 @@ NSE publishes a list in three shapes, all parsed here (the content decides which
   No ISIN or series; industries in an older, finer scheme ("PRIVATE SECTOR BANK");
 - the API's `/api/equity-stockIndices?index=NIFTY%2050`: JSON whose `data` starts with the index
   itself (priority 1) followed by its constituents (priority 0), each with a `meta` block holding
-  companyName, industry and isin; `timestamp` dates the response.
+  companyName, industry and isin; `timestamp` dates the response. Text fields must be JSON
+  strings (series and industry may be null): a number or a list there is refused, naming the
+  field, never turned into text.
 
 Silver holds one row per index, symbol and trade date. `as_of` is the day the source dates the
 list to (the archive's last trading day, the API's timestamp, the CSV's Last-Modified date, known
@@ -49,7 +51,15 @@ from include.nse.sources._csv import (
     require_unique,
     to_silver,
 )
-from include.nse.sources.base import Column, Dataset, Keep, Publication, Request, Step
+from include.nse.sources.base import (
+    Column,
+    Dataset,
+    Keep,
+    Publication,
+    Request,
+    Step,
+    kept_if_refused,
+)
 from include.nse.sources.checks import (
     CM_SERIES,
     ISIN_REGEX,
@@ -273,10 +283,12 @@ def _parse_mcwb(raw: bytes, file_name: str) -> pl.DataFrame:
 
 
 def _mcwb_member(data: bytes, where: str) -> pl.DataFrame:
+    data = csv_bytes(data, where)
     try:
-        text = csv_bytes(data, where).decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ParseError(where, f"expected UTF-8 text ({exc.reason})") from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ParseError(where, f"expected UTF-8 text ({exc.reason})", line=line) from None
     rows = list(csv.reader(io.StringIO(text, newline="")))
     banner = _BANNER.search(rows[0][0] if rows and rows[0] else "")
     if banner is None:
@@ -333,9 +345,24 @@ def _parse_api(raw: bytes, file_name: str) -> pl.DataFrame:
             "expected equity-stockIndices JSON with a non-empty 'data' list",
             column="data",
         )
-    own = [row for row in data if isinstance(row, dict) and row.get("priority") == 1]
-    name = document.get("name") or (own[0].get("symbol") if own else None)
-    if not name:
+    for position, row in enumerate(data):
+        if not isinstance(row, dict):
+            raise ParseError(
+                file_name, f"expected an object, found {row!r:.40}", column=f"data[{position}]"
+            )
+        priority = row.get("priority")
+        if priority is not None and (not isinstance(priority, int) or isinstance(priority, bool)):
+            raise ParseError(
+                file_name,
+                f"expected a whole number (1 for the index's own row), found {priority!r:.40}",
+                column=f"data[{position}].priority",
+            )
+    own = [position for position, row in enumerate(data) if row.get("priority") == 1]
+    if document.get("name") is not None:
+        name = _api_text(document, "name", file_name, "name")
+    elif own:
+        name = _api_text(data[own[0]], "symbol", file_name, f"data[{own[0]}].symbol")
+    else:
         raise ParseError(file_name, "expected the index's own row (priority 1) naming it")
     try:
         as_of = nse_datetime(document.get("timestamp")).date()
@@ -343,27 +370,21 @@ def _parse_api(raw: bytes, file_name: str) -> pl.DataFrame:
         raise ParseError(file_name, str(exc), column="timestamp") from None
     records = []
     for position, row in enumerate(data):
-        if not isinstance(row, dict) or row.get("priority") == 1:
+        if row.get("priority") == 1:
             continue
         meta = row.get("meta")
+        where = f"data[{position}]"
         if not isinstance(meta, dict):
-            raise ParseError(file_name, "expected a 'meta' block", column=f"data[{position}]")
+            raise ParseError(file_name, "expected a 'meta' block", column=where)
         record = {
-            "symbol": row.get("symbol"),
-            "series": row.get("series"),
-            "company_name": meta.get("companyName"),
-            "industry": meta.get("industry"),
-            "isin": meta.get("isin"),
+            "symbol": _api_text(row, "symbol", file_name, f"{where}.symbol"),
+            "series": _api_text(row, "series", file_name, f"{where}.series", required=False),
+            "company_name": _api_text(meta, "companyName", file_name, f"{where}.meta.companyName"),
+            "industry": _api_text(
+                meta, "industry", file_name, f"{where}.meta.industry", required=False
+            ),
+            "isin": _api_text(meta, "isin", file_name, f"{where}.meta.isin"),
         }
-        for field, found in (
-            ("symbol", record["symbol"]),
-            ("meta.companyName", record["company_name"]),
-            ("meta.isin", record["isin"]),
-        ):
-            if not isinstance(found, str) or not found.strip():
-                raise ParseError(
-                    file_name, f"expected text, found {found!r}", column=f"data[{position}].{field}"
-                )
         if not isin_valid(record["isin"]):
             raise ParseError(
                 file_name,
@@ -379,7 +400,7 @@ def _parse_api(raw: bytes, file_name: str) -> pl.DataFrame:
         records, schema={LINE: pl.Int64, **dict.fromkeys(_API_COLUMNS, pl.String)}
     )
     silver = silver.with_columns(
-        index_name=pl.lit(str(name).upper()),
+        index_name=pl.lit(name.upper()),
         trade_date=pl.lit(as_of),
         as_of=pl.lit(as_of),
         weight=pl.lit(None, pl.Float64),
@@ -387,6 +408,18 @@ def _parse_api(raw: bytes, file_name: str) -> pl.DataFrame:
     )
     require_unique(silver, file_name, KEY)
     return silver
+
+
+def _api_text(obj: dict, field: str, file_name: str, where: str, *, required: bool = True):
+    """A JSON string, as sent; null (or absent) only where not `required`. A number, list or
+    object where text belongs is refused, not turned into text."""
+    value = obj.get(field)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value.strip()):
+        expected = "text" if required else "text or null"
+        raise ParseError(file_name, f"expected {expected}, found {value!r:.40}", column=where)
+    return value
 
 
 # ---- fetching a day's lists -----------------------------------------------------------------
@@ -458,7 +491,8 @@ class IndexLists(Publication):
             monthly = client.get_archive(mcwb_path(day), expect=("zip",))
         except NotPublished as e:
             return None, f"{reason}; {e.url}: {e.reason}"
-        as_of = own_rows(monthly.content, monthly.file_name, listed)["as_of"][0]
+        with kept_if_refused(keep, monthly, part=part):
+            as_of = own_rows(monthly.content, monthly.file_name, listed)["as_of"][0]
         if as_of != day:
             return None, f"{reason}; {monthly.url} is as of {as_of}"
         keep(monthly, part=part)
@@ -471,11 +505,12 @@ class IndexLists(Publication):
             response = client.get_api(API_PATH, {"index": listed.name})
         except NotPublished as e:
             return None, f"{reason}; {e.url}: {e.reason}"
-        file_name = f"equity-stockIndices_{listed.slug}.json"
-        as_of = own_rows(response.content, file_name, listed)["as_of"][0]
+        file_name, part = f"equity-stockIndices_{listed.slug}.json", f"index={listed.slug}"
+        with kept_if_refused(keep, response, file_name, part):
+            as_of = own_rows(response.content, file_name, listed)["as_of"][0]
         if as_of != day:
             return None, f"{reason}; {response.url} is the list as of {as_of}, not {day}"
-        keep(response, file_name, part=f"index={listed.slug}")
+        keep(response, file_name, part=part)
         return "api", None
 
     def stamp(self, frame: pl.DataFrame, record, trade_date: dt.date) -> pl.DataFrame:

@@ -17,6 +17,13 @@ or its PE leg. Open interest and its change are in contracts, and can be fractio
 by the current lot size after a lot size change: 16.666... in a 2019 NIFTY file); volume is in
 contracts. NSE prints 0 where a leg has no implied volatility, last price, bid or ask: silver
 holds null for those, so a 0 never passes for a price.
+
+Every number is a JSON number, checked, never converted: text where a number belongs ("18"),
+a bool, NaN, Infinity or a number too large for a float is refused with the field's path
+(`records.data[3].CE.openInterest`), and so is a fraction or a negative number in a count
+(volume, bid and ask quantities). No real response seen holds NaN or an infinity in any field,
+so none is nulled: JSON null is NSE's only "no value", and it is null in silver where the
+column allows one (see `COLUMNS`). Text fields (the underlying, dates) must be JSON strings.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import polars as pl
 
 from include.nse.dates import IST, nse_date, nse_date_text, nse_datetime
 from include.nse.errors import NSEError, ParseError
-from include.nse.lake import write_json
+from include.nse.lake import read_parquet, write_json
 from include.nse.payload import digest, is_number, json_object
 from include.nse.sources.base import Column, Dataset, Keep, Publication, Request, Step
 from include.nse.sources.checks import (
@@ -145,6 +152,9 @@ _FIELDS = {
 _EXPIRY_FIELD = {"legacy": "expiryDate", "v3": "expiryDates"}
 _ZERO_IS_NONE = ("implied_volatility", "last_price", "bid_price", "ask_price")
 _NULLABLE = {column.name: column.nullable for column in COLUMNS}
+#: Columns of whole numbers >= 0 (volume, quote sizes), and the largest one they hold.
+_COUNTS = frozenset(c.name for c in COLUMNS if c.dtype.is_unsigned_integer())
+_COUNT_MAX = 2**64 - 1
 
 
 def _date(text: object, file_name: str, where: str) -> dt.date:
@@ -193,7 +203,7 @@ def parse(
     # Checked and collected in plain Python, one pass over the legs: a response is small, and a
     # polars operation costs more to set up than the whole loop.
     fields = [
-        (name, field, name in _ZERO_IS_NONE, _NULLABLE[name])
+        (name, field, name in _ZERO_IS_NONE, _NULLABLE[name], name in _COUNTS)
         for name, field in _FIELDS[shape].items()
     ]
     expiry_field = _EXPIRY_FIELD[shape]
@@ -232,8 +242,8 @@ def parse(
             columns["expiry_date"].append(expiry)
             columns["strike_price"].append(strike)
             columns["option_type"].append(option_type)
-            for name, field, zero_is_none, nullable in fields:
-                value = _number(leg, field, file_name, leg_where, nullable=nullable)
+            for name, field, zero_is_none, nullable, count in fields:
+                value = _number(leg, field, file_name, leg_where, nullable=nullable, count=count)
                 columns[name].append(None if zero_is_none and value == 0 else value)
     _check_underlying(columns["underlying"], file_name, underlying)
     if None in columns["underlying_value"]:
@@ -274,18 +284,31 @@ def _shape(items: list, file_name: str) -> str:
 
 
 def _number(
-    obj: dict, field: str, file_name: str, where: str, *, nullable: bool = False
+    obj: dict,
+    field: str,
+    file_name: str,
+    where: str,
+    *,
+    nullable: bool = False,
+    count: bool = False,
 ) -> float | int | None:
-    """A JSON number (finite, not a bool or text); null only where the column allows it."""
+    """A JSON number (finite, not a bool or text), a whole one >= 0 for a `count`; null only
+    where the column allows it."""
     value = obj.get(field)
     if value is None and nullable:
         return None
-    if not is_number(value):
-        expected = "a number or null" if nullable else "a number"
-        raise ParseError(
-            file_name, f"expected {expected}, found {value!r}", column=f"{where}.{field}"
-        )
-    return value
+    if count:
+        whole = is_number(value) and float(value).is_integer() and 0 <= value <= _COUNT_MAX
+        if whole:
+            return int(value)
+    elif is_number(value):
+        return value
+    expected = "a whole number >= 0" if count else "a number"
+    raise ParseError(
+        file_name,
+        f"expected {expected}{' or null' if nullable else ''}, found {value!r:.60}",
+        column=f"{where}.{field}",
+    )
 
 
 def _check_leg(leg: dict, expiry: dt.date, strike: float, file_name: str, where: str) -> None:
@@ -466,7 +489,7 @@ class Snapshots(Publication):
 
         if not parts:
             return []
-        rows = pl.concat([pl.read_parquet(part) for part in parts])
+        rows = pl.concat([read_parquet(part) for part in parts])
         reports = []
         for (day,), chain in sorted(rows.partition_by("trade_date", as_dict=True).items()):
             received = chain["fetched_at"].min().astimezone(IST)
@@ -480,7 +503,7 @@ class Snapshots(Publication):
 
         rows = 0
         if parts:
-            chain = pl.concat([pl.read_parquet(part) for part in parts])
+            chain = pl.concat([read_parquet(part) for part in parts])
             rows = warehouse.insert_new(client, dataset.table, chain, SNAPSHOT, database)
         return {"table": f"{database}.{dataset.table}", "rows": rows, "silver": parts}
 
@@ -553,7 +576,7 @@ def _analytics(ctx, dataset: Dataset, loaded: dict) -> dict:
 
     golds = []
     for part in loaded.get("silver", []):
-        chain = pl.read_parquet(part)
+        chain = read_parquet(part)
         gold = chain_analytics.analytics(chain)
         day, underlying = chain["trade_date"][0], chain["underlying"][0]
         ctx.lake.write_part("gold", ANALYTICS, day, _part(underlying), Path(part).name, gold)
