@@ -192,24 +192,39 @@ def latest_chain(
 ) -> pl.DataFrame:
     """The latest stored snapshot of one expiry (the nearest, unless given) of an underlying."""
     if trade_date is None:
-        held = [
-            d
-            for d in lake.silver_dates(OPTION_CHAIN)
-            if lake.partition("silver", OPTION_CHAIN, d, f"underlying={underlying}").exists()
-        ]
-        if not held:
+        # The latest day that holds the underlying, looking back from the newest.
+        for day in reversed(lake.silver_dates(OPTION_CHAIN)):
+            if (chain := _stored(lake, day, underlying)) is not None:
+                trade_date = day
+                break
+        else:
             raise FileNotFoundError(f"no option chain of {underlying} in {lake.root}")
-        trade_date = held[-1]
-    directory = lake.partition("silver", OPTION_CHAIN, trade_date, f"underlying={underlying}")
-    if not any(directory.glob("*.parquet")):
-        raise FileNotFoundError(f"no option chain of {underlying} for {trade_date} in {directory}")
-    chain = pl.read_parquet(directory / "*.parquet")
+    else:
+        chain = _stored(lake, trade_date, underlying)
+    if chain is None:
+        raise FileNotFoundError(
+            f"no option chain of {underlying} for {trade_date} in "
+            f"{lake.partition('silver', OPTION_CHAIN, trade_date)}"
+        )
     if expiry is None:
         expiry = chain["expiry_date"].min()
     chain = chain.filter(pl.col("expiry_date") == expiry)
     if chain.is_empty():
         raise FileNotFoundError(f"no {expiry} expiry of {underlying} on {trade_date}")
     return chain.filter(pl.col("snapshot_ts") == pl.col("snapshot_ts").max())
+
+
+def _stored(lake, trade_date: dt.date, underlying: str) -> pl.DataFrame | None:
+    """An underlying's snapshots of one day: its per-cycle files while the day is open, its rows
+    of the day's one file once housekeeping compacted it; None when the day has neither."""
+    directory = lake.partition("silver", OPTION_CHAIN, trade_date, f"underlying={underlying}")
+    if any(directory.glob("*.parquet")):
+        return pl.read_parquet(directory / "*.parquet")
+    compacted = lake.silver_path(OPTION_CHAIN, trade_date)
+    if compacted.exists():
+        chain = pl.scan_parquet(compacted).filter(pl.col("underlying") == underlying).collect()
+        return chain if chain.height else None
+    return None
 
 
 def chart_latest(
