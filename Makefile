@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help venv clickhouse test demo demo-stop bench lint format lock clean
+.PHONY: help venv clickhouse chromium java test demo demo-stop bench lint format lock clean
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -21,17 +21,23 @@ PROVIDER_FILES := $(shell find providers/clickhouse \( -name __pycache__ -o -nam
 clickhouse:  ## Install Debian's clickhouse-server if missing
 	@scripts/clickhouse-local.sh install
 
-test: venv clickhouse  ## Run the whole test suite (starts and stops a local ClickHouse)
+chromium:  ## Install Debian's Chromium if missing (the UI tests' browser)
+	@scripts/chromium.sh install
+
+java:  ## Install Debian's Java runtime if missing (spark-submit's)
+	@scripts/java.sh install
+
+test: venv clickhouse chromium java  ## Run the whole test suite (starts and stops a local ClickHouse)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-demo: venv clickhouse  ## Generate a month of NSE data, serve it locally, run the DAGs, show ClickHouse
+demo: venv clickhouse java  ## Generate a month of NSE data, serve it locally, run the DAGs, show ClickHouse
 	@scripts/demo.sh
 
 demo-stop:  ## Stop what the demo left running
 	@scripts/demo.sh stop
 
-bench: venv clickhouse  ## Run the benchmarks
-	$(PY) -m bench
+bench: venv clickhouse java  ## Run the benchmarks, one table (BENCH="parse fetch": a subset)
+	$(PY) -m bench $(BENCH)
 
 lint: venv  ## Ruff: lint and format check
 	$(PY) -m ruff check .

@@ -3,7 +3,8 @@
 `airflow_env` builds the demo's environment (sourced from `scripts/airflow-env.sh`) for a new
 home on a free port; `Airflow` runs its commands and daemons (each daemon in its own process
 group, stopped with its children); `wait_for_run` and `task_breakdown` read the outcome from the
-SQLite metadata database without disturbing the scheduler.
+SQLite metadata database without disturbing the scheduler; `clickhouse_database` gives a run
+a database of its own on the benchmarks' ClickHouse server, dropped afterwards.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +54,32 @@ def airflow_env(home: Path, port: int, extra: dict[str, str]) -> dict[str, str]:
     ).stdout.decode()
     env = dict(item.split("=", 1) for item in sourced.split("\0") if "=" in item)
     return env | extra
+
+
+@contextmanager
+def clickhouse_database() -> Iterator[dict[str, str]]:
+    """The CLICKHOUSE_* variables for a new database on the server the benchmarks use (see
+    `tests/local_clickhouse.py`); the database is dropped on exit."""
+    from clickhouse_driver import Client
+
+    from tests.local_clickhouse import clickhouse_settings
+
+    server = clickhouse_settings()
+    database = f"bench_{uuid.uuid4().hex[:8]}"
+    try:
+        yield {
+            "CLICKHOUSE_HOST": server["host"],
+            "CLICKHOUSE_PORT": str(server["port"]),
+            "CLICKHOUSE_USER": server["user"],
+            "CLICKHOUSE_PASSWORD": server["password"],
+            "CLICKHOUSE_DATABASE": database,
+        }
+    finally:
+        client = Client(**server)
+        try:
+            client.execute(f"DROP DATABASE IF EXISTS {database}")
+        finally:
+            client.disconnect()
 
 
 class Airflow:

@@ -13,7 +13,11 @@ export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-include.nse_airflow.e
 export AIRFLOW__CORE__PARALLELISM=4
 export AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG=4
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=True
-export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True
+# The compose stack's auth manager: FAB, its users in the metadata database (the demo creates
+# one and prints its password; by hand: `airflow users create --role Admin ...`).
+export AIRFLOW__CORE__AUTH_MANAGER=airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager
+# The connection form's "Test" button (off by default): it runs the hook's test in the api-server.
+export AIRFLOW__CORE__TEST_CONNECTION=Enabled
 export AIRFLOW__API__HOST=127.0.0.1
 export AIRFLOW__API__PORT="${AIRFLOW_PORT:-8080}"
 export AIRFLOW__API__WORKERS=1

@@ -12,12 +12,15 @@ CH_USER="${CH_USER:-default}"
 CH_PASSWORD="${CH_PASSWORD:-}"
 pidfile="$CH_DIR/server.pid"
 
-install() {
-  command -v clickhouse-server >/dev/null && return 0
-  echo "installing Debian's clickhouse-server" >&2
+install() {  # the server, and the client (its own package) that the history benchmark's floor uses
+  local missing=()
+  command -v clickhouse-server >/dev/null || missing+=(clickhouse-server)
+  command -v clickhouse-client >/dev/null || missing+=(clickhouse-client)
+  ((${#missing[@]})) || return 0
+  echo "installing Debian's ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
-  apt-get install -y -qq --no-install-recommends clickhouse-server >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 write_config() {

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The whole pipeline on this machine, offline: a generated month of NSE files served by the local
 # stand-in, a real ClickHouse, an MLflow tracking server, and Airflow (api-server, scheduler,
-# dag-processor on LocalExecutor) backfilling every DAG through `airflow backfill create`: the
+# dag-processor and triggerer on LocalExecutor, the FAB login with a user of the demo's own)
+# backfilling every DAG through `airflow backfill create`: the
 # equity bhavcopy for the month, the F&O bhavcopy, deals and index lists for its last days
 # (DEMO_*_FROM widen them), the trading calendar once, and one option-chain snapshot.
 #   scripts/demo.sh          run (again: it restarts what a previous run left)
-#   scripts/demo.sh stop     stop Airflow, the stand-in and ClickHouse
+#   scripts/demo.sh stop     stop Airflow, the stand-in and MLflow, and ClickHouse if it started it
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -33,6 +34,15 @@ export CLICKHOUSE_PORT="${CH_TCP_PORT:-19000}"
 # airflow_settings.yaml reads these when the demo applies it to Airflow.
 export NSE_ARCHIVE_BASE_URL="http://127.0.0.1:$STANDIN_PORT"
 export NSE_API_BASE_URL="$NSE_ARCHIVE_BASE_URL"
+# spark_default's master: the gold jobs run in a local Spark on this machine.
+export SPARK_MASTER="local[2]"
+GOLD_DAG=nse_market_data
+# The scheduler runs only the demo's backfills: a DAG's own latest slot (the machine's date)
+# would skip everything, green, for a day the stand-in never served.
+export AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE=False
+# The UI's login (FAB): made afresh with the metadata database; DEMO_ADMIN_PASSWORD to choose it.
+ADMIN_USER="${DEMO_ADMIN_USER:-admin}"
+ADMIN_PASSWORD="${DEMO_ADMIN_PASSWORD:-}"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -66,7 +76,11 @@ wait_http() {  # url, what, seconds
 
 if [[ "${1:-}" == "stop" ]]; then
   stop_processes
-  scripts/clickhouse-local.sh stop
+  # ClickHouse only if the demo started it: tests may be using a server someone else started.
+  if [[ -f "$state/clickhouse-started" ]]; then
+    scripts/clickhouse-local.sh stop
+    rm -f "$state/clickhouse-started"
+  fi
   exit 0
 fi
 
@@ -75,7 +89,10 @@ mkdir -p "$state"/{logs,pids}
 stop_processes
 
 say "ClickHouse"
-scripts/clickhouse-local.sh start
+if ! scripts/clickhouse-local.sh status >/dev/null; then
+  scripts/clickhouse-local.sh start
+  touch "$state/clickhouse-started"
+fi
 "$PY" -m include.nse warehouse migrate
 
 say "MLflow tracking server (starting)"
@@ -85,7 +102,9 @@ say "MLflow tracking server (starting)"
 MLFLOW_PORT="${MLFLOW_PORT:-$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 export MLFLOW_TRACKING_URI="http://127.0.0.1:$MLFLOW_PORT"
 # MLflow's job runner (GenAI evaluation jobs) is not used here: without it the server is one
-# process, not eight.
+# process, not eight. Its store starts empty, as Airflow's metadata database does below: each
+# DAG run of this demo has its MLflow run, and no run of an earlier demo is left beside them.
+rm -rf "$state/mlflow.db" "$state/mlflow-artifacts"
 start_bg mlflow env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false "$root/.venv/bin/mlflow" server --host 127.0.0.1 --port "$MLFLOW_PORT" \
   --workers 1 --backend-store-uri "sqlite:///$state/mlflow.db" \
   --artifacts-destination "$state/mlflow-artifacts"
@@ -112,16 +131,24 @@ say "MLflow on $MLFLOW_TRACKING_URI"
 
 say "Airflow ($AIRFLOW_HOME)"
 # A fresh metadata database each time: a run interrupted half-way leaves no backfill behind to
-# block this one. The lake and ClickHouse keep their data; reloading a day replaces it.
+# block this one. The lake and ClickHouse keep their data; reloading a day replaces it. Task
+# logs go with the runs they belong to: kept, a new run's attempt=1.log would hold old ones.
 "$AIRFLOW" db reset --yes >"$state/logs/db-reset.log" 2>&1
+rm -rf "$AIRFLOW_HOME/logs"
+if [[ -z "$ADMIN_PASSWORD" ]]; then
+  ADMIN_PASSWORD="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(12))')"
+fi
+"$AIRFLOW" users create --role Admin --username "$ADMIN_USER" --password "$ADMIN_PASSWORD" \
+  --firstname Demo --lastname Admin --email "$ADMIN_USER@example.com" \
+  >"$state/logs/users-create.log" 2>&1 \
+  || { tail -n 20 "$state/logs/users-create.log" >&2; exit 1; }
 "$PY" scripts/apply_airflow_settings.py airflow_settings.yaml >"$state/logs/airflow-settings.log"
 "$AIRFLOW" dags reserialize >"$state/logs/reserialize.log" 2>&1
 
 "$AIRFLOW" variables set nse_option_chain_underlyings "$CHAIN_UNDERLYINGS" >/dev/null
 
 say "Backfills"
-# Backfill runs wait while their DAG is paused. Unpausing also lets the scheduler create each
-# DAG's latest run; those skip where the stand-in has nothing for today.
+# Backfill runs wait while their DAG is paused.
 # The backfills are created before the scheduler starts: SQLite takes one writer at a time, and
 # the scheduler's writes would otherwise make the many inserts of `backfill create` time out.
 dags=()
@@ -137,8 +164,21 @@ done
 start_bg api-server "$AIRFLOW" api-server
 start_bg scheduler "$AIRFLOW" scheduler
 start_bg dag-processor "$AIRFLOW" dag-processor
+# Deferred tasks and deadline alerts run in the triggerer.
+start_bg triggerer "$AIRFLOW" triggerer
 wait_http "http://127.0.0.1:$AIRFLOW__API__PORT/api/v2/monitor/health" "the Airflow api-server" 120
 "$PY" scripts/wait_for_runs.py "${dags[@]}" --timeout 1200
+
+say "Gold: $GOLD_DAG on Spark (local[2]) for $FROM .. $TO"
+# Paused while the month landed (a paused DAG queues no asset events), then run once for the
+# whole month, as a history load's assets would have it do.
+"$AIRFLOW" dags unpause "$GOLD_DAG" >/dev/null
+gold_run="demo__gold_${FROM}_${TO}_$(date +%s)"
+"$AIRFLOW" dags trigger "$GOLD_DAG" --run-id "$gold_run" \
+  --conf "{\"start\": \"$FROM\", \"end\": \"$TO\"}" >"$state/logs/trigger-gold.log" 2>&1 \
+  || { tail -n 20 "$state/logs/trigger-gold.log" >&2; exit 1; }
+"$PY" scripts/wait_for_runs.py "$GOLD_DAG" --run-id "$gold_run" --timeout 900
+dags+=("$GOLD_DAG")
 
 say "Rows in ClickHouse, per trade date"
 "$PY" - <<PY
@@ -147,6 +187,9 @@ TABLES = [
     ("fo_bhavcopy", "trade_date"), ("bulk_deals", "trade_date"), ("block_deals", "trade_date"),
     ("index_constituents", "trade_date"), ("holidays", "date"), ("option_chain", "trade_date"),
     ("option_chain_analytics", "trade_date"), ("quality_validations", "trade_date"),
+    ("equity_eod", "trade_date"), ("equity_indicators", "trade_date"),
+    ("equity_bars_weekly", "trade_date"), ("equity_bars_monthly", "trade_date"),
+    ("fo_daily", "trade_date"), ("market_daily_summary", "trade_date"),
 ]
 with clickhouse_client() as ch:
     rows = ch.execute("""
@@ -202,12 +245,17 @@ for dag_id, n in expected.items():
 sys.exit(0 if found == expected else 1)
 PY
 
+chart="$NSE_LAKE_ROOT/gold/market_summary_chart/trade_date=$TO/market_summary.png"
+[[ -s "$chart" ]] || { echo "the gold run drew no market summary at $chart" >&2; exit 1; }
+
 cat <<EOF
 
 Done in $(( $(date +%s) - started )) s. Where to look next:
-  Airflow UI       http://127.0.0.1:$AIRFLOW__API__PORT  (DAGs ${dags[*]}; no login in the demo)
+  Airflow UI       http://127.0.0.1:$AIRFLOW__API__PORT  (DAGs ${dags[*]})
+                   login: user $ADMIN_USER, password $ADMIN_PASSWORD
   ClickHouse       native 127.0.0.1:$CLICKHOUSE_PORT, database nse
-  Lake             $NSE_LAKE_ROOT  (bronze/ as served, silver/ Parquet)
+  Lake             $NSE_LAKE_ROOT  (bronze/ as served, silver/ Parquet, gold/ analytics)
+  Market summary   $chart
   NSE stand-in     http://127.0.0.1:$STANDIN_PORT  serving $state/nse
   MLflow           $MLFLOW_TRACKING_URI  (an experiment per DAG, a run per DAG run)
   Logs             $state/logs

@@ -1,4 +1,5 @@
-"""Wait until every backfill run of the given DAGs has finished; print progress.
+"""Wait until every backfill run of the given DAGs has finished (with `--run-id`, that run of
+them, whatever its type); print progress.
 
 Reads Airflow's metadata database (the same one the scheduler uses). Exits 1 if a run failed
 or the timeout passed, so the demo stops with a clear message instead of printing stale rows.
@@ -18,6 +19,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("dag_ids", nargs="+", metavar="dag_id")
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--run-id", help="wait for this run instead of the backfill runs")
     args = parser.parse_args()
 
     from airflow.models.dagrun import DagRun
@@ -28,10 +30,9 @@ def main() -> int:
     last = None
     while True:
         with create_session() as session:
+            which = DagRun.run_id == args.run_id if args.run_id else DagRun.backfill_id.is_not(None)
             runs = session.scalars(
-                select(DagRun).where(
-                    DagRun.dag_id.in_(args.dag_ids), DagRun.backfill_id.is_not(None)
-                )
+                select(DagRun).where(DagRun.dag_id.in_(args.dag_ids), which)
             ).all()
             # The newest run per DAG and logical date is the one that counts after a re-run.
             latest = {}
