@@ -28,7 +28,7 @@ java:  ## Install Debian's Java runtime if missing (spark-submit's)
 	@scripts/java.sh install
 
 test: venv clickhouse chromium java  ## Run the whole test suite (starts and stops a local ClickHouse)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@scripts/test.sh $(PYTEST_ARGS)
 
 demo: venv clickhouse java  ## Generate a month of NSE data, serve it locally, run the DAGs, show ClickHouse
 	@scripts/demo.sh

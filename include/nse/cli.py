@@ -71,7 +71,7 @@ def clickhouse_client() -> Iterator:
 def _database(option: str | None = None) -> str:
     """The database: `option` (--database), else CLICKHOUSE_DATABASE, else nse; a name that is
     not a plain identifier is a usage error naming where it came from."""
-    from include.nse.warehouse import identifier
+    from include.nse.names import identifier
 
     name = option or os.environ.get("CLICKHOUSE_DATABASE", "nse")
     try:

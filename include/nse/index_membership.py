@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from include.nse.warehouse import identifier
+from include.nse.names import identifier
 
 
 # ---- questions for the warehouse ------------------------------------------------------------

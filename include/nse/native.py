@@ -27,6 +27,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from include.nse.names import identifier, qualified_name
+
 if TYPE_CHECKING:
     from clickhouse_driver import Client
 
@@ -162,8 +164,6 @@ def insert(
     identifiers."""
     from clickhouse_driver import Client
     from clickhouse_driver.block import ColumnOrientedBlock
-
-    from include.nse.warehouse import identifier, qualified_name
 
     columns = ", ".join(map(identifier, frame.columns))
     query = f"INSERT INTO {qualified_name(table)} ({columns}) VALUES"

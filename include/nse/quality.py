@@ -36,6 +36,7 @@ import polars as pl
 
 from include.nse.errors import QualityError
 from include.nse.lake import Lake, write_json
+from include.nse.names import identifier
 from include.nse.sources.checks import (
     CRITICAL,
     PREVIOUS_ROWS,
@@ -46,7 +47,7 @@ from include.nse.sources.checks import (
     not_null,
     unique,
 )
-from include.nse.warehouse import identifier, insert_columns
+from include.nse.warehouse import insert_columns
 
 if TYPE_CHECKING:
     from include.nse.sources.base import Dataset

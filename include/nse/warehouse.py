@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from include.nse.dates import iso_date
+from include.nse.names import identifier, qualified_name
 from include.nse.payload import digest
 
 if TYPE_CHECKING:
@@ -47,9 +48,10 @@ SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 PARTITION_COLUMN = "trade_date"
 #: A staging table older than this was left by a load that died.
 STALE_STAGE_SECONDS = 3600
+#: A stage named this many seconds before the server's start was made before it.
+RESTART_MARGIN_SECONDS = 2
 _STAGE = re.compile(r"__stage_(\d{10})_[0-9a-f]{8}$")
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # A statement ends with `;` at the end of a line; comment lines are dropped before splitting.
 _STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
 
@@ -94,18 +96,6 @@ class Warehouse:
                 migrate(client, self.database)
                 self._migrated = True
             yield client
-
-
-def identifier(name: str) -> str:
-    """`name` if it is a plain ClickHouse identifier; database and table names are never quoted."""
-    if not _IDENTIFIER.fullmatch(name):
-        raise ValueError(f"not a plain identifier: {name!r}")
-    return name
-
-
-def qualified_name(table: str) -> str:
-    """`table` or `database.table`, each part checked to be a plain identifier."""
-    return ".".join(identifier(part) for part in table.split(".", 1))
 
 
 # ---- migrations ----------------------------------------------------------------------------
@@ -390,21 +380,30 @@ def drop_stale_stages(client: Client, where: str, older_than: float | None = Non
 
     A stage is stale once its name's time is `older_than` seconds old (`STALE_STAGE_SECONDS`
     by default), or when it was created before the server last started: a restart cuts every
-    connection, so the load that made it has failed whatever its age. Every load of a table
+    connection, so the load that made it has failed whatever its age. "Before" is read from
+    the table's metadata time, or from its name's time when that is over
+    `RESTART_MARGIN_SECONDS` before the start (a server may touch metadata as it starts; the
+    margin absorbs the loader's and the server's clocks disagreeing). Every load of a table
     calls this for its table; housekeeping may call it for a database.
     """
     database, _, table = qualified_name(where).partition(".")
     older_than = STALE_STAGE_SECONDS if older_than is None else older_than
     rows = client.execute(
-        "SELECT name, metadata_modification_time < now() - uptime() FROM system.tables "
+        "SELECT name, metadata_modification_time < now() - uptime(), "
+        "toUInt32(now()) - uptime() FROM system.tables "
         "WHERE database = %(db)s AND startsWith(name, %(prefix)s)",
         {"db": database, "prefix": f"{table}__stage_" if table else ""},
     )
     cutoff = time.time() - older_than
     stale = [
         name
-        for name, before_start in rows
-        if (m := _STAGE.search(name)) and (before_start or int(m.group(1)) < cutoff)
+        for name, before_start, started in rows
+        if (m := _STAGE.search(name))
+        and (
+            before_start
+            or int(m.group(1)) < cutoff
+            or int(m.group(1)) < started - RESTART_MARGIN_SECONDS
+        )
     ]
     for stage in stale:
         log.warning("dropping staging table %s.%s left by a load that died", database, stage)
