@@ -40,21 +40,13 @@ import zipfile
 from pathlib import Path
 
 from bench.results import Result
+from tests.local_clickhouse import clickhouse_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "nse-samples" / "fo_bhavcopy"
 SAMPLE = "BhavCopy_NSE_FO_0_0_0_20250203_F_0000.csv.zip"
 DAYS = 29
 PEAK_LIMIT_MIB = 2048
-
-
-def _clickhouse() -> dict:
-    return {
-        "host": os.environ.get("CLICKHOUSE_HOST", "127.0.0.1"),
-        "port": int(os.environ.get("CLICKHOUSE_PORT", "19000")),
-        "user": os.environ.get("CLICKHOUSE_USER", "default"),
-        "password": os.environ.get("CLICKHOUSE_PASSWORD", ""),
-    }
 
 
 def make_files(out: Path) -> tuple[list[dt.date], str]:
@@ -111,7 +103,7 @@ def ours(files: Path, days: list[dt.date], work: Path, database: str) -> dict:
         )
         ctx = pipeline.Context(
             settings,
-            Warehouse(connector(**_clickhouse(), send_receive_timeout=600), database),
+            Warehouse(connector(**clickhouse_settings(), send_receive_timeout=600), database),
             run_id="bench",
         )
         with ctx.database():
@@ -134,7 +126,7 @@ def pandas_way(files: Path, days: list[dt.date], work: Path, database: str) -> d
     from include.nse.sources.fo_bhavcopy import _UDIFF, UDIFF_INSTRUMENTS
 
     dataset = sources.get("fo_bhavcopy")
-    client = Client(**_clickhouse(), settings={"use_numpy": True}, send_receive_timeout=600)
+    client = Client(**clickhouse_settings(), settings={"use_numpy": True}, send_receive_timeout=600)
     client.execute(f"CREATE TABLE {database}.pandas AS {database}.fo_bhavcopy")
     columns = [c.name for c in dataset.columns]
     paths = [files / dataset.publication.paths(day)[0].lstrip("/") for day in days]
@@ -168,7 +160,7 @@ def pandas_way(files: Path, days: list[dt.date], work: Path, database: str) -> d
 
 def floor(files: Path, days: list[dt.date], work: Path, database: str) -> dict:
     """The rows ours loaded, exported as Native, then inserted by clickhouse-client."""
-    settings = _clickhouse()
+    settings = clickhouse_settings()
     client_cmd = [
         shutil.which("clickhouse-client") or "clickhouse-client",
         "--host",
@@ -232,7 +224,7 @@ def bench_history(root: Path) -> list[Result]:
     files.mkdir(parents=True, exist_ok=True)
     days, origin = make_files(files)
     database = f"bench_history_{uuid.uuid4().hex[:8]}"
-    client = Client(**_clickhouse())
+    client = Client(**clickhouse_settings())
     warehouse.migrate(client, database)
     try:
         got = {way: _run_way(way, files, days, work, database) for way in WAYS}

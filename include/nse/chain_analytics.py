@@ -24,6 +24,7 @@ from pathlib import Path
 import polars as pl
 
 from include.nse.dates import nse_date_text
+from include.nse.lake import write_png
 from include.nse.sources.base import Column
 
 #: Strikes nearest the money whose put-call IV spread is averaged.
@@ -174,10 +175,7 @@ def draw_oi_chart(chain: pl.DataFrame, gold_row: dict, path: Path) -> Path:
         ax.set_ylabel("Open interest (contracts)")
         ax.legend()
         fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        fig.savefig(tmp, format="png")
-        tmp.replace(path)
+        write_png(path, fig)
     finally:
         plt.close(fig)
     return path

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import io
 import json
 import os
 import re
@@ -169,6 +170,14 @@ def write_json(path: Path, document: object, *, indent: int | None = 2) -> Path:
     return atomic_write_bytes(
         path, json.dumps(document, indent=indent, default=str).encode() + b"\n"
     )
+
+
+def write_png(path: Path, figure) -> Path:
+    """A matplotlib figure as a PNG at `path`, through a temporary name: a reader never sees
+    half a chart."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def write_parquet(path: Path, df: pl.DataFrame) -> Path:

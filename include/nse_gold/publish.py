@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from include.nse import quality, warehouse
-from include.nse.lake import Lake
+from include.nse.lake import Lake, write_png
 from include.nse_gold.datasets import DATASETS, read_partition
 
 #: Where a day's summary chart is kept in the lake.
@@ -135,10 +135,7 @@ def draw_summary(lake: Lake, day: dt.date) -> Path:
             + (f": EQ turnover Rs {turnover / 1e7:,.0f} crore" if turnover is not None else "")
         )
         fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        fig.savefig(tmp, format="png")
-        tmp.replace(path)
+        write_png(path, fig)
     finally:
         plt.close(fig)
     return path
