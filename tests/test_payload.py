@@ -3,24 +3,14 @@ file comes near, is refused naming the file and the member, before or while infl
 
 from __future__ import annotations
 
-import io
-import zipfile
-
 import pytest
 
 from include.nse.errors import ParseError
 from include.nse.payload import zip_members
+from tests.helpers import zipped
 from tests.reliability.hostile import MIB, zip_bomb
 
 CSV = b"SYMBOL,SERIES,CLOSE\n" + b"ABC,EQ,101.5\n" * 2000
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def _refusal(raw: bytes, **bounds) -> str:
@@ -30,7 +20,7 @@ def _refusal(raw: bytes, **bounds) -> str:
 
 
 def test_members_within_bounds_are_read():
-    assert zip_members(_zip({"a.csv": CSV, "b.txt": b"x"}), "day.zip", lambda n: True) == {
+    assert zip_members(zipped({"a.csv": CSV, "b.txt": b"x"}), "day.zip", lambda n: True) == {
         "a.csv": CSV,
         "b.txt": b"x",
     }
@@ -38,7 +28,7 @@ def test_members_within_bounds_are_read():
 
 @pytest.mark.parametrize("name", ["../up.csv", "a/../../up.csv", "/abs.csv", "a\\b.csv", "C:x.csv"])
 def test_member_leaving_its_folder_is_refused(name):
-    assert f"day.zip:{name}: member name leaves its folder" in _refusal(_zip({name: CSV}))
+    assert f"day.zip:{name}: member name leaves its folder" in _refusal(zipped({name: CSV}))
 
 
 def test_declared_size_over_the_bound_is_refused_before_inflating():
@@ -55,7 +45,7 @@ def test_ratio_over_the_bound_is_refused():
 
 
 def test_members_together_over_the_bound_are_refused():
-    raw = _zip({"a.csv": CSV, "b.csv": CSV})
+    raw = zipped({"a.csv": CSV, "b.csv": CSV})
     message = _refusal(raw, max_bytes=len(CSV) * 3 // 2, max_ratio=1e6)
     assert message.startswith(f"day.zip: members declare {2 * len(CSV)} bytes inflated together")
 
@@ -68,4 +58,4 @@ def test_member_lying_about_its_size_stops_at_it():
 
 def test_bounds_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("NSE_ZIP_MAX_MEMBER_MB", "0.01")
-    assert "over the" in _refusal(_zip({"a.csv": CSV * 10}))
+    assert "over the" in _refusal(zipped({"a.csv": CSV * 10}))

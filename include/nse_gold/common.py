@@ -78,6 +78,19 @@ def read_silver(
     return frame.select([F.col(name).cast(kind).alias(name) for name, kind in columns.items()])
 
 
+def read_silver_between(
+    spark: SparkSession,
+    lake_root: str,
+    dataset: str,
+    first: dt.date,
+    last: dt.date,
+    columns: dict[str, str],
+) -> DataFrame:
+    """`read_silver` of the dataset's silver dates from `first` to `last`, both included."""
+    dates = silver_dates(spark, lake_root, dataset, first, last)
+    return read_silver(spark, lake_root, dataset, dates, columns)
+
+
 def read_gold(
     spark: SparkSession, lake_root: str, dataset: str, dates: Iterable[dt.date]
 ) -> DataFrame | None:

@@ -25,7 +25,7 @@ import datetime as dt
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from .common import read_silver, silver_dates, write_gold
+from .common import read_silver, read_silver_between, silver_dates, write_gold
 
 DATASET = "equity_eod"
 KEY = ("trade_date", "symbol", "series")
@@ -76,6 +76,5 @@ def equity_eod(
 ) -> dict[dt.date, int]:
     dates = silver_dates(spark, lake_root, "cm_bhavcopy", start, end)
     bhavcopy = read_silver(spark, lake_root, "cm_bhavcopy", dates, BHAVCOPY)
-    delivered = silver_dates(spark, lake_root, "cm_delivery", start, end)
-    delivery = read_silver(spark, lake_root, "cm_delivery", delivered, DELIVERY)
+    delivery = read_silver_between(spark, lake_root, "cm_delivery", start, end, DELIVERY)
     return write_gold(eod_frame(bhavcopy, delivery), lake_root, DATASET, dates)

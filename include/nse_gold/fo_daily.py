@@ -41,7 +41,7 @@ from .common import (
     EQUITY,
     FUTURES,
     check_calendar,
-    read_silver,
+    read_silver_between,
     require_calendar,
     silver_dates,
     write_gold,
@@ -89,20 +89,8 @@ def fo_daily(
         return {}
     before = [d for d in days if d < dates[0]]
     first = before[-1] if before else dates[0]
-    fo = read_silver(
-        spark,
-        lake_root,
-        "fo_bhavcopy",
-        silver_dates(spark, lake_root, "fo_bhavcopy", first, end),
-        SILVER,
-    )
-    cm = read_silver(
-        spark,
-        lake_root,
-        "cm_bhavcopy",
-        silver_dates(spark, lake_root, "cm_bhavcopy", start, end),
-        CM,
-    )
+    fo = read_silver_between(spark, lake_root, "fo_bhavcopy", first, end, SILVER)
+    cm = read_silver_between(spark, lake_root, "cm_bhavcopy", start, end, CM)
 
     # Calendar position of every day from the first to the last listed: trading days in [d, e]
     # are position(e) - position(d) + 1 for a trading day d.

@@ -29,7 +29,14 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from .common import EQUITY, FUTURES, read_silver, silver_dates, write_gold
+from .common import (
+    EQUITY,
+    FUTURES,
+    read_silver,
+    read_silver_between,
+    silver_dates,
+    write_gold,
+)
 
 DATASET = "market_daily_summary"
 TOP = 10
@@ -96,20 +103,8 @@ def market_daily_summary(
 ) -> dict[dt.date, int]:
     dates = silver_dates(spark, lake_root, "cm_bhavcopy", start, end)
     cm = read_silver(spark, lake_root, "cm_bhavcopy", dates, CM).filter(F.col("series") == EQUITY)
-    delivery = read_silver(
-        spark,
-        lake_root,
-        "cm_delivery",
-        silver_dates(spark, lake_root, "cm_delivery", start, end),
-        DELIVERY,
-    )
-    fo = read_silver(
-        spark,
-        lake_root,
-        "fo_bhavcopy",
-        silver_dates(spark, lake_root, "fo_bhavcopy", start, end),
-        FO,
-    )
+    delivery = read_silver_between(spark, lake_root, "cm_delivery", start, end, DELIVERY)
+    fo = read_silver_between(spark, lake_root, "fo_bhavcopy", start, end, FO)
 
     close, prev = F.col("close"), F.col("prev_close")
     breadth = cm.groupBy("trade_date").agg(

@@ -10,11 +10,9 @@ a rerun), and a clear error or skip reason naming the URL and the bound that tri
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import os
 import time
-import zipfile
 from pathlib import Path
 
 import brotli
@@ -26,7 +24,7 @@ from include.nse.sources.base import Request
 from include.nse.warehouse import Warehouse, connector
 from include.nse_standin.generate import generate
 from include.nse_standin.server import StandIn, api_file
-from tests.helpers import standin_settings, unzipped
+from tests.helpers import standin_settings, unzipped, zipped
 from tests.reliability.hostile import MIB, Hostile, Reply, gzip_zeros, run_cli, zip_bomb
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.slow]
@@ -304,14 +302,6 @@ def test_zip_bomb(kind, bombs, hostile, nse_root, cli_env, baseline, warehouse, 
     )
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
 @pytest.mark.parametrize(
     ("name", "members", "refusal"),
     [
@@ -334,7 +324,7 @@ def test_unexpected_zip(
     """A ZIP NSE would not send fails its day, named with the file and what was wrong; bronze
     keeps it as served, nothing is written outside the lake's folders, nothing loads."""
     _, csv = unzipped(_served(nse_root, BHAVCOPY))
-    bad = _zip({member: csv for member in members})
+    bad = zipped({member: csv for member in members})
     hostile.script(BHAVCOPY, Reply(200, bad, {"Content-Type": "application/zip"}))
     lake = tmp_path / "lake"
     ctx = _context(hostile.url, lake, warehouse)
