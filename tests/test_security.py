@@ -11,6 +11,7 @@ import datetime as dt
 import importlib.util
 import io
 import json
+import os
 import re
 import secrets
 import subprocess
@@ -118,9 +119,15 @@ NOT_SECRETS = {"empty for no password": "the ClickHouse connection form's hint f
 _HUNK = re.compile(r"@@ -\S+ \+(\d+)")
 
 
-def _git(root: Path, *args: str) -> str:
+def _git(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
-        ["git", "-c", "core.quotePath=false", *args], cwd=root, capture_output=True, check=True
+        ["git", "-c", "core.quotePath=false", *args],
+        cwd=root,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=True,
+        timeout=120,
     )
     return done.stdout.decode("utf-8", "replace")
 
@@ -175,7 +182,7 @@ def find_secrets(root: Path, lines: Iterator[Line], workdir: Path) -> list[Findi
     history are the same test value) and `NOT_SECRETS`.
 
     The lines of each path go into one file of the same name under `workdir`, so detect-secrets'
-    judgement by file type holds, and the files are scanned by detect-secrets' own worker pool.
+    judgement by file type holds.
     """
     from detect_secrets import SecretsCollection
     from detect_secrets.core.potential_secret import PotentialSecret
@@ -191,7 +198,10 @@ def find_secrets(root: Path, lines: Iterator[Line], workdir: Path) -> list[Findi
         copy.write_text("\n".join(unique) + "\n")
     with default_settings():
         found = SecretsCollection(root=str(workdir))
-        found.scan_files(*by_path, num_processors=2)
+        # One file at a time, in this process: `scan_files` forks a worker pool, and a fork of
+        # a process with threads running (a test session's) can deadlock on a lock one held.
+        for path in by_path:
+            found.scan_file(path)
     with default_settings():
         allowed = {
             secret.secret_hash
@@ -225,19 +235,26 @@ class TestNoCredentials:
         that value's earlier unmarked versions, are not reported."""
         repo = tmp_path / "repo"
         repo.mkdir()
-        git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
-        subprocess.run(["git", "init", "-q", str(repo)], check=True)
+        # The machine's git settings (signing, hooks, templates) stay out of this repository.
+        env = os.environ | {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+
+        def git(*args: str) -> str:
+            return _git(
+                repo, "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args, env=env
+            )
+
+        git("init", "-q")
         aws = "AKIAIOSFODNN7" + "EXAMPLE"  # AWS's documented example key id, split to stay unseen
         (repo / "settings.py").write_text(f'NAME = "nse"\nAWS_KEY = "{aws}"\n')
         (repo / "fixture.py").write_text('PASSWORD = "hunter2-fixture"\n')
-        subprocess.run([*git, "add", "."], cwd=repo, check=True)
-        subprocess.run([*git, "commit", "-q", "-m", "one"], cwd=repo, check=True)
-        added = _git(repo, "rev-parse", "HEAD").strip()[:12]
+        git("add", ".")
+        git("commit", "-q", "-m", "one")
+        added = git("rev-parse", "HEAD").strip()[:12]
         (repo / "settings.py").write_text('NAME = "nse"\n')
         (repo / "fixture.py").write_text(
             'PASSWORD = "hunter2-fixture"  # pragma: allowlist secret\n'
         )
-        subprocess.run([*git, "commit", "-q", "-am", "two"], cwd=repo, check=True)
+        git("commit", "-q", "-am", "two")
         (repo / "new.yaml").write_text(f"name: nse\nkey: {aws}\n")
 
         lines = [*tree_lines(repo), *history_lines(repo)]

@@ -4,6 +4,7 @@ snapshots, and matches the silver schema."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 import time
 
@@ -19,6 +20,7 @@ from include.nse.warehouse import (
     load,
     migrate,
     query_polars,
+    server_epoch,
     split_statements,
     table_columns,
 )
@@ -55,6 +57,17 @@ class FailingOn:
     def execute(self, query, *args, **kwargs):
         if self.text in query:
             raise ConnectionError("connection lost")
+        return self.client.execute(query, *args, **kwargs)
+
+
+class Recording:
+    """A client that runs every query and keeps its text."""
+
+    def __init__(self, client):
+        self.client, self.queries = client, []
+
+    def execute(self, query, *args, **kwargs):
+        self.queries.append(query)
         return self.client.execute(query, *args, **kwargs)
 
 
@@ -245,6 +258,30 @@ class TestLoad:
         load(ch_client, sources.get("cm_bhavcopy"), DAY, bhavcopy_frame(DAY, ["A"]), migrated)
         assert stage_tables(ch_client, migrated) == [fresh]
 
+    def test_stage_of_an_earlier_server_start_is_dropped_however_fresh(self, ch_client, migrated):
+        """A stage whose epoch token is not the server's current one was made before the server
+        last started: the next load drops it though it is a second old. A stage of the current
+        start stays, and the load's own stage carries the current token."""
+        epoch = server_epoch(ch_client, migrated)
+        assert server_epoch(ch_client, migrated) == epoch  # one token per start
+        other = "0123abcd" if epoch != "0123abcd" else "4567cdef"
+        now = int(time.time())
+        earlier, current = (
+            f"cm_bhavcopy__stage_{now}_{other}_89abcdef",
+            f"cm_bhavcopy__stage_{now}_{epoch}_fedcba98",
+        )
+        for stage in (earlier, current):
+            ch_client.execute(f"CREATE TABLE {migrated}.{stage} AS {migrated}.cm_bhavcopy")
+        client = Recording(ch_client)
+        load(client, sources.get("cm_bhavcopy"), DAY, bhavcopy_frame(DAY, ["A"]), migrated)
+        assert stage_tables(ch_client, migrated) == [current]
+        (created,) = [q for q in client.queries if q.startswith("CREATE TABLE")]
+        assert re.fullmatch(
+            rf"CREATE TABLE {migrated}\.cm_bhavcopy__stage_\d{{10}}_{epoch}_[0-9a-f]{{8}} "
+            rf"AS {migrated}\.cm_bhavcopy",
+            created,
+        ), created
+
     def test_stale_stages_of_a_whole_database_are_dropped(self, ch_client, migrated):
         """Housekeeping's call: stale stages of every table of the database go, fresh ones
         and tables that only look like stages stay; `older_than` sets what is stale."""
@@ -316,8 +353,8 @@ class TestBlankNumbersMigration:
         columns it changes take nulls afterwards."""
         before = tmp_path / "sql"
         before.mkdir()
-        for path in SQL_DIR.glob("*.sql"):
-            if path.name < "0010":
+        for path in SQL_DIR.glob("*.sql"):  # and the epoch table every load's stage needs
+            if path.name < "0010" or path.name == "0014_server_epoch.sql":
                 (before / path.name).write_text(path.read_text())
         migrate(ch_client, ch_database, before)
         dataset = sources.get("cm_bhavcopy")

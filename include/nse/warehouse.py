@@ -9,10 +9,10 @@ Loading a trade date is idempotent: the frame goes into a fresh staging table sh
 target, and `ALTER TABLE ... REPLACE PARTITION` swaps that date's partition in whole. A rerun
 replaces the date instead of adding a copy, readers see either the old rows or the new ones, and
 dates loading at the same time never touch each other's partitions. A worker killed between
-creating and dropping its staging table leaves a `<table>__stage_<time>_<hex>` table behind;
-such tables are dropped by the next load of that table once they are an hour old
-(`STALE_STAGE_SECONDS`, which no live load comes near) or older than the server's last start
-(`drop_stale_stages`).
+creating and dropping its staging table leaves a `<table>__stage_<time>_<epoch>_<hex>` table
+behind; such tables are dropped by the next load of that table once they are an hour old
+(`STALE_STAGE_SECONDS`, which no live load comes near) or made before the server's last start,
+which their epoch token tells (`drop_stale_stages`).
 
 `Warehouse` is the database a pipeline run loads into: how to connect (an Airflow hook's
 task-tagged client, or the command line's) and which database, migrated once per process.
@@ -48,9 +48,9 @@ SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 PARTITION_COLUMN = "trade_date"
 #: A staging table older than this was left by a load that died.
 STALE_STAGE_SECONDS = 3600
-#: A stage named this many seconds before the server's start was made before it.
-RESTART_MARGIN_SECONDS = 2
-_STAGE = re.compile(r"__stage_(\d{10})_[0-9a-f]{8}$")
+#: `<table>__stage_<unix time>_<server epoch token>_<random>`; names made before the epoch
+#: tokens lack the token and go by their age alone.
+_STAGE = re.compile(r"__stage_(\d{10})_(?:([0-9a-f]{8})_)?[0-9a-f]{8}$")
 
 # A statement ends with `;` at the end of a line; comment lines are dropped before splitting.
 _STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
@@ -316,7 +316,8 @@ def replace_partitions(client: Client, table: str, frames: Mapping[Any, pl.DataF
     filled = [df for df in frames.values() if not df.is_empty()]
     if filled:
         drop_stale_stages(client, table)
-        stage = f"{table}__stage_{int(time.time())}_{uuid.uuid4().hex[:8]}"
+        epoch = server_epoch(client, table.partition(".")[0])
+        stage = f"{table}__stage_{int(time.time())}_{epoch}_{uuid.uuid4().hex[:8]}"
         client.execute(f"CREATE TABLE {stage} AS {table}")
         try:
             insert_columns(client, stage, pl.concat(filled) if len(filled) > 1 else filled[0])
@@ -374,36 +375,48 @@ def insert_new(
     return insert_columns(client, target, new)
 
 
+def server_epoch(client: Client, database: str) -> str:
+    """The token of the server's current start in `database.server_epoch`, made by the first
+    call since the start. The table's Memory engine loses its rows when the server stops, so a
+    token names one start; two first calls at once may each add one, and both name it."""
+    database = identifier(database)
+    tokens = _epoch_tokens(client, database)
+    if tokens:
+        return min(tokens)
+    token = uuid.uuid4().hex[:8]
+    client.execute(f"INSERT INTO {database}.server_epoch (token) VALUES", [{"token": token}])
+    return token
+
+
+def _epoch_tokens(client: Client, database: str) -> set[str]:
+    sql = f"SELECT token FROM {identifier(database)}.server_epoch"  # noqa: S608 — a checked name
+    return {token for (token,) in client.execute(sql)}
+
+
 def drop_stale_stages(client: Client, where: str, older_than: float | None = None) -> list[str]:
     """Drop the staging tables that loads which died left behind, of one table (`where` is
     `database.name`) or of every table of a database (`where` is `database`); their names.
 
     A stage is stale once its name's time is `older_than` seconds old (`STALE_STAGE_SECONDS`
-    by default), or when it was created before the server last started: a restart cuts every
-    connection, so the load that made it has failed whatever its age. "Before" is read from
-    the table's metadata time, or from its name's time when that is over
-    `RESTART_MARGIN_SECONDS` before the start (a server may touch metadata as it starts; the
-    margin absorbs the loader's and the server's clocks disagreeing). Every load of a table
-    calls this for its table; housekeeping may call it for a database.
+    by default), or when its name's epoch token is not the server's current one
+    (`server_epoch`): it was made before the server last started, a restart cuts every
+    connection, so the load that made it has failed, however recent it is. No clock is
+    compared for that. Every load of a table calls this for its table; housekeeping may call
+    it for a database.
     """
     database, _, table = qualified_name(where).partition(".")
     older_than = STALE_STAGE_SECONDS if older_than is None else older_than
-    rows = client.execute(
-        "SELECT name, metadata_modification_time < now() - uptime(), "
-        "toUInt32(now()) - uptime() FROM system.tables "
-        "WHERE database = %(db)s AND startsWith(name, %(prefix)s)",
+    names = client.execute(
+        "SELECT name FROM system.tables WHERE database = %(db)s AND startsWith(name, %(prefix)s)",
         {"db": database, "prefix": f"{table}__stage_" if table else ""},
     )
+    current = _epoch_tokens(client, database)
     cutoff = time.time() - older_than
     stale = [
         name
-        for name, before_start, started in rows
+        for (name,) in names
         if (m := _STAGE.search(name))
-        and (
-            before_start
-            or int(m.group(1)) < cutoff
-            or int(m.group(1)) < started - RESTART_MARGIN_SECONDS
-        )
+        and (int(m.group(1)) < cutoff or (m.group(2) is not None and m.group(2) not in current))
     ]
     for stage in stale:
         log.warning("dropping staging table %s.%s left by a load that died", database, stage)
