@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The whole test suite as two pytest processes side by side, on one ClickHouse server.
-#   scripts/test.sh                 everything: the Airflow-daemon and Spark modules in one
-#                                   process, the rest in another (each with its own Airflow home)
+# The whole test suite as three pytest processes side by side, on one ClickHouse server.
+#   scripts/test.sh                 everything, in three groups of modules (below), each process
+#                                   with its own Airflow home
 #   scripts/test.sh -k warehouse    any pytest arguments: one pytest process, as given
-# One pytest keeps one of two cores busy most of the time (it waits on Airflow's daemons, Spark's
-# JVM and ClickHouse); two keep both. ClickHouse is started here when it is not running (unless
-# CLICKHOUSE_HOST names a server) and stopped at the end if it was started here.
+# One pytest keeps one of two cores busy at most, and much of the time less (it waits on
+# Airflow's daemons, Spark's JVM and ClickHouse); three keep both. ClickHouse is started here
+# when it is not running (unless CLICKHOUSE_HOST names a server) and stopped at the end if it was
+# started here.
 #
 # Each process may run NSE_TEST_PROCESS_SECONDS (default 1800; the whole suite takes about 14
 # minutes on two cores). A process still running then is sent SIGUSR1: its threads' stacks are
 # printed (tests/conftest.py) and it ends, so a hang fails the run with where it hung instead of
-# holding it. Both logs are printed when both have ended; the status is the worse of the two.
+# holding it. The rest's output comes as it runs, the others' when all have ended; the run fails
+# when any of them does.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -68,31 +70,42 @@ show() {
 }
 
 pids=()
+names=(scheduler spark rest)
 # Interrupted: each `timeout` is told its time is up (SIGALRM), so the pytest processes print
-# their stacks and end as at the limit, and both logs are shown.
+# their stacks and end as at the limit, and every log is shown.
 finish() {
   ((${#pids[@]})) && pkill -ALRM -x timeout -P "$(IFS=,; echo "${pids[*]}")" && wait
-  [[ -f "$logs/heavy.log" ]] && show heavy
+  for name in scheduler spark; do [[ -f "$logs/$name.log" ]] && show "$name"; done
   exit 1
 }
 trap finish INT TERM
 
-# The modules that run Airflow's daemons or Spark: together about half of the suite's time.
-HEAVY=(tests/test_scheduler.py tests/test_gold_jobs.py tests/test_ui_browser.py)
+# The suite in three processes of about equal length (a process's modules run one after another):
+# the scheduler's modules, which mostly wait on Airflow's daemons, with some that keep a core
+# busy; the Spark and browser modules; and every module no group names. The fault-injection
+# suite (tests/reliability) stays in one process: it prints one table of its cases.
+SCHEDULER=(tests/test_scheduler.py tests/test_cli.py tests/test_mlflow_plugin.py tests/test_dags.py
+  tests/test_deploy.py)
+SPARK=(tests/test_gold_jobs.py tests/test_dag_market_data.py tests/test_ui_browser.py)
 ignores=()
-for module in "${HEAVY[@]}"; do ignores+=(--ignore "$module"); done
+for module in "${SCHEDULER[@]}" "${SPARK[@]}"; do ignores+=(--ignore "$module"); done
 
-NSE_TEST_AIRFLOW_HOME="$root/.local/airflow-test-heavy" run heavy "${HEAVY[@]}" &
+NSE_TEST_AIRFLOW_HOME="$root/.local/airflow-test-scheduler" run scheduler "${SCHEDULER[@]}" &
+pids+=($!)
+NSE_TEST_AIRFLOW_HOME="$root/.local/airflow-test-spark" run spark "${SPARK[@]}" &
 pids+=($!)
 NSE_TEST_LIVE=1 run rest "${ignores[@]}" &
 pids+=($!)
-wait "${pids[0]}"
-heavy_status=$?
-wait "${pids[1]}"
-rest_status=$?
+failed=()
+for n in 0 1 2; do
+  wait "${pids[n]}" || failed+=("${names[n]}")
+done
 pids=()
 trap - INT TERM
 
-show heavy
-((rest_status == 0)) || printf '\n===== rest: failed, see above =====\n'
-((rest_status == 0 && heavy_status == 0)) || exit 1
+show scheduler
+show spark
+if ((${#failed[@]})); then
+  printf '\n===== failed: %s (rest: see above) =====\n' "${failed[*]}"
+  exit 1
+fi

@@ -40,7 +40,7 @@ AIRFLOW_TEST_HOME.mkdir(parents=True, exist_ok=True)
 # scripts/test.sh bounds each pytest process and, at the bound, sends SIGUSR1: every thread's
 # stack goes to this file (pytest captures stderr), then the signal ends the process as usual.
 if stacks := os.environ.get("NSE_TEST_STACKS"):
-    _STACKS = open(stacks, "a")  # noqa: SIM115 — open for the life of the process
+    _STACKS = open(stacks, "a")  # open for the life of the process
     faulthandler.register(signal.SIGUSR1, file=_STACKS, all_threads=True, chain=True)
 
 
