@@ -80,6 +80,8 @@ def airflow(tmp_path_factory, clickhouse_server):
                 f"{DEADLINE_ENV}{EQUITY.upper()}": str(DEADLINE_SECONDS / 60),
                 # Only the runs the tests create: not each DAG's latest scheduled slot.
                 "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+                # The DAG files do not change during the tests: parsed once per start.
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
             },
         )
         daemons = Airflow(work / "airflow", env)

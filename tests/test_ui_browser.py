@@ -80,6 +80,8 @@ def airflow_ui(work: Path, server: dict, database: str) -> Iterator[Airflow]:
                 # Only the runs the tests trigger: not each DAG's latest scheduled slot.
                 "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                # The DAG files do not change during the tests: parsed once per start.
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
             },
         )
         airflow = Airflow(work / "airflow", env)
