@@ -8,7 +8,7 @@
 # when it is not running (unless CLICKHOUSE_HOST names a server) and stopped at the end if it was
 # started here.
 #
-# Each process may run NSE_TEST_PROCESS_SECONDS (default 1800; the whole suite takes about 14
+# Each process may run NSE_TEST_PROCESS_SECONDS (default 1800; the whole suite takes about 15
 # minutes on two cores). A process still running then is sent SIGUSR1: its threads' stacks are
 # printed (tests/conftest.py) and it ends, so a hang fails the run with where it hung instead of
 # holding it. The rest's output comes as it runs, the others' when all have ended; the run fails
