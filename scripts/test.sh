@@ -86,7 +86,8 @@ trap finish INT TERM
 # suite (tests/reliability) stays in one process: it prints one table of its cases.
 SCHEDULER=(tests/test_scheduler.py tests/test_mlflow_plugin.py tests/test_dags.py tests/test_deploy.py
   tests/test_conformance_fo.py tests/test_dag_fo_bhavcopy.py)
-SPARK=(tests/test_gold_jobs.py tests/test_dag_market_data.py tests/test_ui_browser.py tests/test_cli.py)
+SPARK=(tests/test_gold_jobs.py tests/test_dag_market_data.py tests/test_ui_browser.py tests/test_cli.py
+  tests/test_dag_option_chain.py tests/test_dag_index_constituents.py)
 ignores=()
 for module in "${SCHEDULER[@]}" "${SPARK[@]}"; do ignores+=(--ignore "$module"); done
 
