@@ -315,8 +315,8 @@ def replace_partitions(client: Client, table: str, frames: Mapping[Any, pl.DataF
             raise ValueError(f"{table}: a partition is a trade date or a year, not {partition!r}")
     filled = [df for df in frames.values() if not df.is_empty()]
     if filled:
-        drop_stale_stages(client, table)
-        epoch = server_epoch(client, table.partition(".")[0])
+        _, tokens = _drop_stale_stages(client, table)
+        epoch = server_epoch(client, table.partition(".")[0], tokens)
         stage = f"{table}__stage_{int(time.time())}_{epoch}_{uuid.uuid4().hex[:8]}"
         client.execute(f"CREATE TABLE {stage} AS {table}")
         try:
@@ -375,12 +375,13 @@ def insert_new(
     return insert_columns(client, target, new)
 
 
-def server_epoch(client: Client, database: str) -> str:
+def server_epoch(client: Client, database: str, tokens: set[str] | None = None) -> str:
     """The token of the server's current start in `database.server_epoch`, made by the first
     call since the start. The table's Memory engine loses its rows when the server stops, so a
-    token names one start; two first calls at once may each add one, and both name it."""
+    token names one start; two first calls at once may each add one, and both name it.
+    `tokens`: the table's rows, when the caller has just read them."""
     database = identifier(database)
-    tokens = _epoch_tokens(client, database)
+    tokens = _epoch_tokens(client, database) if tokens is None else tokens
     if tokens:
         return min(tokens)
     token = uuid.uuid4().hex[:8]
@@ -404,6 +405,15 @@ def drop_stale_stages(client: Client, where: str, older_than: float | None = Non
     compared for that. Every load of a table calls this for its table; housekeeping may call
     it for a database.
     """
+    return _drop_stale_stages(client, where, older_than)[0]
+
+
+def _drop_stale_stages(
+    client: Client, where: str, older_than: float | None = None
+) -> tuple[list[str], set[str]]:
+    """`drop_stale_stages`, and the epoch tokens it read. They are read after the tables are
+    listed: a stage is made after its token is written, so every listed stage's live token is
+    among them."""
     database, _, table = qualified_name(where).partition(".")
     older_than = STALE_STAGE_SECONDS if older_than is None else older_than
     names = client.execute(
@@ -421,7 +431,7 @@ def drop_stale_stages(client: Client, where: str, older_than: float | None = Non
     for stage in stale:
         log.warning("dropping staging table %s.%s left by a load that died", database, stage)
         client.execute(f"DROP TABLE IF EXISTS {database}.{identifier(stage)}")
-    return stale
+    return stale, current
 
 
 def _drop_stage_quietly(client: Client, stage: str) -> None:
