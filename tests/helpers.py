@@ -186,6 +186,23 @@ DAY = dt.date(2024, 7, 5)
 NEXT_DAY = dt.date(2024, 7, 8)
 
 
+def stage_tables(client, database: str) -> list[str]:
+    """The staging tables (`<table>__stage_...`) of `database`."""
+    rows = client.execute(
+        "SELECT name FROM system.tables WHERE database = %(db)s AND name LIKE '%%__stage_%%'",
+        {"db": database},
+    )
+    return [name for (name,) in rows]
+
+
+def create_stages(client, database: str, *names: str) -> None:
+    """Tables named `names` in `database`, each shaped like the table its name begins with
+    (`cm_bhavcopy__stage_...` like `cm_bhavcopy`), as a load's staging tables are."""
+    for name in names:
+        table = name.split("__", 1)[0]
+        client.execute(f"CREATE TABLE {database}.{name} AS {database}.{table}")
+
+
 def bhavcopy_frame(trade_date: dt.date, symbols: list[str], volume: int = 100) -> pl.DataFrame:
     """A silver cm_bhavcopy frame: one EQ row per symbol, volumes volume, volume+1, ..."""
     from include.nse import sources

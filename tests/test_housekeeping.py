@@ -22,7 +22,7 @@ from include.nse_airflow.housekeeping import first_open_day, keep_days
 from include.nse_standin.option_chain import write_option_chains
 from include.nse_standin.server import StandIn
 from tests.conftest import parse_dag
-from tests.helpers import standin_settings, state, task_states
+from tests.helpers import create_stages, standin_settings, state, task_states
 
 pytestmark = pytest.mark.clickhouse
 
@@ -167,8 +167,7 @@ def test_the_dag_compacts_prunes_with_a_retention_and_drops_stale_stages(
         f"option_chain__stage_{now - 7200}_0123abcd",
         f"option_chain__stage_{now - 60}_4567cdef",
     )
-    for stage in (stale, live):
-        ch_client.execute(f"CREATE TABLE {ch_database}.{stage} AS {ch_database}.option_chain")
+    create_stages(ch_client, ch_database, stale, live)
     bronze = lake_root / "bronze/option_chain" / f"trade_date={DAY}"
     dag = parse_dag("nse_lake_housekeeping")
     assert (dag.timetable.expression, str(dag.timetable.timezone)) == (

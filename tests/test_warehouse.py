@@ -24,7 +24,7 @@ from include.nse.warehouse import (
     split_statements,
     table_columns,
 )
-from tests.helpers import DAY, NEXT_DAY, bhavcopy_frame
+from tests.helpers import DAY, NEXT_DAY, bhavcopy_frame, create_stages, stage_tables
 
 pytestmark = pytest.mark.clickhouse
 
@@ -38,14 +38,6 @@ def counts(client, database: str) -> dict[dt.date, tuple[int, int]]:
         "GROUP BY trade_date ORDER BY trade_date"
     )
     return {day: (n, total) for day, n, total in rows}
-
-
-def stage_tables(client, database: str) -> list[str]:
-    rows = client.execute(
-        "SELECT name FROM system.tables WHERE database = %(db)s AND name LIKE '%%__stage_%%'",
-        {"db": database},
-    )
-    return [name for (name,) in rows]
 
 
 class FailingOn:
@@ -250,11 +242,9 @@ class TestLoad:
     def test_stage_left_by_a_dead_load_is_dropped(self, ch_client, migrated):
         """A staging table an hour old (its load died) goes with the next load of the table;
         a fresh one, a load still at work, stays."""
-        table = f"{migrated}.cm_bhavcopy"
         old = f"cm_bhavcopy__stage_{int(time.time()) - 2 * 3600}_0123abcd"
         fresh = f"cm_bhavcopy__stage_{int(time.time())}_4567abcd"
-        for stage in (old, fresh):
-            ch_client.execute(f"CREATE TABLE {migrated}.{stage} AS {table}")
+        create_stages(ch_client, migrated, old, fresh)
         load(ch_client, sources.get("cm_bhavcopy"), DAY, bhavcopy_frame(DAY, ["A"]), migrated)
         assert stage_tables(ch_client, migrated) == [fresh]
 
@@ -270,8 +260,7 @@ class TestLoad:
             f"cm_bhavcopy__stage_{now}_{other}_89abcdef",
             f"cm_bhavcopy__stage_{now}_{epoch}_fedcba98",
         )
-        for stage in (earlier, current):
-            ch_client.execute(f"CREATE TABLE {migrated}.{stage} AS {migrated}.cm_bhavcopy")
+        create_stages(ch_client, migrated, earlier, current)
         client = Recording(ch_client)
         load(client, sources.get("cm_bhavcopy"), DAY, bhavcopy_frame(DAY, ["A"]), migrated)
         assert stage_tables(ch_client, migrated) == [current]
@@ -292,9 +281,7 @@ class TestLoad:
         ]
         fresh = f"cm_delivery__stage_{now - 60}_4567abcd"
         lookalike = "cm_delivery__stage_notes"
-        for stage in (*old, fresh, lookalike):
-            table = stage.split("__", 1)[0]
-            ch_client.execute(f"CREATE TABLE {migrated}.{stage} AS {migrated}.{table}")
+        create_stages(ch_client, migrated, *old, fresh, lookalike)
         assert sorted(drop_stale_stages(ch_client, migrated)) == old
         assert stage_tables(ch_client, migrated) == sorted([fresh, lookalike])
         assert drop_stale_stages(ch_client, migrated, older_than=0) == [fresh]

@@ -30,7 +30,7 @@ from include.nse.warehouse import Warehouse, connector, migrate
 from include.nse_standin.generate import generate
 from include.nse_standin.server import StandIn
 from tests.conftest import PROJECT_ROOT
-from tests.helpers import read_records, standin_settings
+from tests.helpers import read_records, stage_tables, standin_settings
 from tests.reliability.private_clickhouse import PrivateClickHouse
 
 pytestmark = [pytest.mark.clickhouse]
@@ -54,16 +54,6 @@ def held(client: Client, database: str, day: dt.date = DAY) -> tuple[int, int]:
         "WHERE trade_date = %(day)s",
         {"day": day},
     )[0]
-
-
-def stages(client: Client, database: str) -> list[str]:
-    return [
-        name
-        for (name,) in client.execute(
-            "SELECT name FROM system.tables WHERE database = %(db)s AND name LIKE '%%__stage_%%'",
-            {"db": database},
-        )
-    ]
 
 
 @pytest.fixture()
@@ -133,12 +123,12 @@ def test_stage_of_a_killed_load_is_dropped_by_the_next(
         child.kill()
         child.wait(30)
     stage = line.split()[1].split(".", 1)[1]
-    assert stages(client, database) == [stage]
+    assert stage_tables(client, database) == [stage]
     assert held(client, database) == (first.height, first.height)  # untouched by the dead load
 
     for _ in range(2):  # the retry, then a rerun of the date
         warehouse.load(client, DATASET, DAY, full, database)
-        assert stages(client, database) == []
+        assert stage_tables(client, database) == []
         rows, keys = held(client, database)
         assert rows == keys == full.height
     fault(
@@ -184,11 +174,11 @@ def test_clickhouse_killed_mid_load_and_restarted(tmp_path, day_frames, fault):
 
         server.start()
         client = Client(**server.settings)
-        (stage,) = stages(client, "nse")  # filled, never swapped in, its load gone
+        (stage,) = stage_tables(client, "nse")  # filled, never swapped in, its load gone
         assert held(client, "nse") == (first.height, first.height)
         for _ in range(2):  # the retry after the restart, then a rerun of the date
             warehouse.load(client, DATASET, DAY, full, "nse")
-            assert stages(client, "nse") == []
+            assert stage_tables(client, "nse") == []
             rows, keys = held(client, "nse")
             assert rows == keys == full.height
         client.disconnect()
@@ -249,7 +239,7 @@ def test_two_loads_of_one_date_at_once(shared, clickhouse_server, day_frames, tm
     assert seen <= allowed and len(seen & allowed - {(0, 0)}) >= 1, seen
     rows, keys = held(client, database)
     assert rows == keys and rows in (first.height, full.height)
-    assert stages(client, database) == []
+    assert stage_tables(client, database) == []
     fault(
         f"two processes loading one date {times} times each, at once",
         outcome=f"the date always held one load's rows ({len(seen)} states seen); no stage left",
