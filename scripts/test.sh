@@ -64,9 +64,13 @@ record() {
   fi
 }
 
-show() {
-  printf '\n===== %s =====\n' "$1"
-  cat "$logs/$1.log"
+# The logs of the processes whose output was not shown as it came.
+show_others() {
+  for name in scheduler spark; do
+    [[ -f "$logs/$name.log" ]] || continue
+    printf '\n===== %s =====\n' "$name"
+    cat "$logs/$name.log"
+  done
 }
 
 pids=()
@@ -75,7 +79,7 @@ names=(scheduler spark rest)
 # their stacks and end as at the limit, and every log is shown.
 finish() {
   ((${#pids[@]})) && pkill -ALRM -x timeout -P "$(IFS=,; echo "${pids[*]}")" && wait
-  for name in scheduler spark; do [[ -f "$logs/$name.log" ]] && show "$name"; done
+  show_others
   exit 1
 }
 trap finish INT TERM
@@ -104,9 +108,8 @@ done
 pids=()
 trap - INT TERM
 
-show scheduler
-show spark
+show_others
 if ((${#failed[@]})); then
-  printf '\n===== failed: %s (rest: see above) =====\n' "${failed[*]}"
+  printf "\n===== failed: %s (the rest's log comes before the others') =====\n" "${failed[*]}"
   exit 1
 fi
